@@ -1,0 +1,1 @@
+"""The command line: ``python -m storm_bt.backtest {portfolio,factors,trading} --help``."""

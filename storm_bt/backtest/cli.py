@@ -1,0 +1,52 @@
+"""Argument parsing and the error boundary of the command line.
+
+Each subcommand is a module with ``add_arguments(parser)`` and ``run(args) -> int``. A
+`StormBtError` (a user-caused error) becomes one line on stderr and exit status 2, with no
+traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import warnings
+
+from storm_bt.errors import StormBtError
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS = {
+    "portfolio": ("storm_bt.backtest.portfolio",
+                  "predict next-day returns, optimise a portfolio, backtest it in backtrader"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m storm_bt.backtest",
+        description="storm_bt: backtests of factor models (STORM, baselines) with backtrader.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(handler=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stderr)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        return int(args.handler(args) or 0)
+    except StormBtError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

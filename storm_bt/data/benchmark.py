@@ -1,0 +1,65 @@
+"""Benchmark return series for tear sheets.
+
+- ``equal-weight``: the daily-rebalanced equal-weight portfolio of the universe,
+  b_t = mean over valid stocks of r_{t,s} (total returns on adj_close).
+- ``PATH:TICKER`` (or ``PATH`` for a file with one ticker): daily returns of that series'
+  adj_close (close where adj_close is empty) from a long file such as
+  ``shared/data/benchmarks_daily.csv.gz:SPY``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from storm_bt.data.panel import Panel
+from storm_bt.errors import StormBtError
+
+EQUAL_WEIGHT = "equal-weight"
+
+
+def equal_weight_returns(panel: Panel) -> pd.Series:
+    """Daily return of the equal-weight universe (mean of the valid stocks' returns)."""
+    r = panel.returns()
+    ok = pd.DataFrame(panel.mask, index=panel.dates, columns=list(panel.tickers))
+    ok = ok & ok.shift(1, fill_value=False)
+    return r.where(ok).mean(axis=1, skipna=True).fillna(0.0).rename("equal-weight")
+
+
+def load_benchmark(spec: str, panel: Panel) -> pd.Series:
+    """Benchmark daily returns on the panel's calendar (see module docstring)."""
+    if spec == EQUAL_WEIGHT:
+        return equal_weight_returns(panel)
+    path_str, _, ticker = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    path = Path(path_str)
+    if not path.exists():
+        raise StormBtError(f"--benchmark {spec}: no such file {path}; give 'equal-weight' or PATH[:TICKER]")
+    try:
+        frame = pd.read_parquet(path) if path.name.endswith(".parquet") else pd.read_csv(path)
+    except Exception as exc:
+        raise StormBtError(f"{path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
+    for col in ("date", "ticker"):
+        if col not in frame.columns:
+            raise StormBtError(f"{path}: missing column {col!r}; a benchmark file is long: date,ticker,adj_close")
+    if not ticker:
+        tickers = frame["ticker"].unique()
+        if len(tickers) != 1:
+            raise StormBtError(f"{path}: holds {len(tickers)} tickers; name one as {path}:TICKER "
+                               f"(e.g. {path}:{tickers[0]})")
+        ticker = str(tickers[0])
+    rows = frame[frame["ticker"].astype(str) == ticker]
+    if rows.empty:
+        raise StormBtError(f"{path}: no rows for ticker {ticker!r} "
+                           f"(tickers: {', '.join(map(str, frame['ticker'].unique()[:10]))})")
+    price_col = "adj_close" if "adj_close" in rows and rows["adj_close"].notna().all() else "close"
+    prices = pd.Series(rows[price_col].to_numpy(float), index=pd.to_datetime(rows["date"]))
+    prices = prices.sort_index()
+    if not (prices > 0).all():
+        raise StormBtError(f"{path}: non-positive or missing {price_col} for {ticker}")
+    on_calendar = prices.reindex(panel.dates)
+    if on_calendar.isna().all():
+        raise StormBtError(f"{path}:{ticker} covers {prices.index.min().date()}.."
+                           f"{prices.index.max().date()}, none of the data's dates")
+    # NaN outside the benchmark's coverage: the caller checks its period is covered.
+    return on_calendar.pct_change(fill_method=None).rename(ticker)

@@ -1,0 +1,123 @@
+"""Loaders that turn every supported input into a validated `Panel`.
+
+Sources:
+- ``"embedded"`` (the default): the real S&P 500 sample shipped by the PyPI package
+  skfolio (20 stocks, adjusted close, 1990-01-02 .. 2022-12-28), close-only.
+- a long-format ``.csv``, ``.csv.gz`` or ``.parquet`` file with columns
+  ``date,ticker,open,high,low,close,adj_close,volume`` (the format of ``shared/data``);
+- a folder of per-ticker CSVs as Yahoo Finance exports them
+  (``Date,Open,High,Low,Close,Adj Close,Volume``; the file name is the ticker);
+- a pandas DataFrame: long (with a ``ticker`` column) or wide (date index, one column of
+  adjusted close per ticker).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from storm_bt.data.panel import Panel, panel_from_long
+from storm_bt.data.validate import validate_long
+from storm_bt.errors import StormBtError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = "embedded"
+
+
+def load_panel(source: str | Path | pd.DataFrame | None = None,
+               tickers: list[str] | None = None) -> Panel:
+    """Load prices from `source` (see module docstring) and keep `tickers` if given."""
+    if isinstance(source, pd.DataFrame):
+        panel = panel_from_frame(source, "<DataFrame>")
+    elif source is None or str(source) == EMBEDDED:
+        panel = load_embedded()
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise StormBtError(f"{path}: no such file or folder; give --data a long CSV/Parquet "
+                               "file, a folder of Yahoo CSVs, or 'embedded'")
+        if path.is_dir():
+            panel = load_yahoo_folder(path)
+        else:
+            panel = load_long_file(path)
+    if tickers:
+        panel = panel.select(tickers)
+    log.info("loaded %s: %d tickers, %d days (%s .. %s), fields %s", panel.source,
+             len(panel.tickers), len(panel.dates), panel.dates[0].date(), panel.dates[-1].date(),
+             ",".join(panel.fields))
+    return panel
+
+
+def load_embedded() -> Panel:
+    """The skfolio S&P 500 sample: 20 stocks of adjusted close prices, 1990-2022."""
+    from skfolio.datasets import load_sp500_dataset
+
+    prices = load_sp500_dataset()
+    return panel_from_frame(prices, "embedded skfolio S&P 500 sample")
+
+
+def panel_from_frame(frame: pd.DataFrame, source: str) -> Panel:
+    """A panel from a long frame (has a ``ticker`` column) or a wide one (date x ticker
+    adjusted close)."""
+    cols = {str(c).strip().lower() for c in frame.columns}
+    if "ticker" in cols:
+        long = frame
+    else:
+        wide = frame.copy()
+        wide.index = wide.index.rename("date")
+        long = (wide.reset_index()
+                .melt(id_vars="date", var_name="ticker", value_name="adj_close")
+                .sort_values(["ticker", "date"], kind="stable"))
+        long["close"] = long["adj_close"]
+    return panel_from_long(validate_long(long, source), source)
+
+
+def load_long_file(path: Path) -> Panel:
+    """A long-format CSV, CSV.gz or Parquet file."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            frame = pd.read_parquet(path)
+            line_offset = None
+        elif name.endswith((".csv", ".csv.gz", ".txt")):
+            frame = pd.read_csv(path)
+            line_offset = 2
+        else:
+            raise StormBtError(f"{path}: unknown file type; use .csv, .csv.gz or .parquet")
+    except StormBtError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types; the user needs one line
+        raise StormBtError(f"{path}: cannot read it ({type(exc).__name__}: {exc})") from None
+    if frame.empty:
+        raise StormBtError(f"{path}: the file has no rows")
+    return panel_from_long(validate_long(frame, str(path), line_offset), str(path))
+
+
+YAHOO_COLUMNS = {"Date": "date", "Open": "open", "High": "high", "Low": "low",
+                 "Close": "close", "Adj Close": "adj_close", "Volume": "volume"}
+
+
+def load_yahoo_folder(folder: Path) -> Panel:
+    """A folder of per-ticker Yahoo Finance CSVs; each file name (without .csv) is a ticker."""
+    files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((".csv", ".csv.gz")))
+    if not files:
+        raise StormBtError(f"{folder}: no .csv files in this folder; put one Yahoo CSV per ticker there")
+    parts = []
+    for path in files:
+        try:
+            frame = pd.read_csv(path, na_values=["null"])
+        except Exception as exc:
+            raise StormBtError(f"{path}: cannot read it ({type(exc).__name__}: {exc})") from None
+        missing = [c for c in ("Date", "Close") if c not in frame.columns]
+        if missing:
+            raise StormBtError(
+                f"{path}: missing column(s) {', '.join(missing)}; a Yahoo CSV has "
+                "Date,Open,High,Low,Close,Adj Close,Volume"
+            )
+        frame = frame.rename(columns=YAHOO_COLUMNS)
+        frame.insert(1, "ticker", path.name.split(".csv")[0].upper())
+        parts.append(validate_long(frame, str(path), line_offset=2))
+    long = pd.concat(parts, ignore_index=True)
+    return panel_from_long(long, str(folder))
