@@ -1,0 +1,60 @@
+"""reports: from a daily return series to numbers, charts and a tear sheet.
+
+The last stage of the pipeline; it knows nothing of backtrader, models or optimizers.
+
+- `reports.metrics`: pure metric functions (standard, paper names, STORM-coded parity).
+- `reports.plots`: equity and drawdown PNG.
+- `reports.tearsheet`: quantstats HTML tear sheet (offline, benchmark as a Series).
+- `reports.io`: atomic file writers; every output goes through them.
+"""
+from reports.io import (
+    atomic_output,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    ensure_writable_dir,
+    to_jsonable,
+)
+from reports.metrics import (
+    annual_return,
+    annual_volatility,
+    calmar,
+    cumulative_wealth,
+    downside_deviation,
+    drawdown_series,
+    max_drawdown,
+    one_way_turnover,
+    performance_metrics,
+    sharpe,
+    sortino,
+    storm_coded_metrics,
+    trading_metrics,
+    turnover,
+)
+from reports.plots import plot_equity_drawdown
+from reports.tearsheet import write_tearsheet
+
+__all__ = [
+    "annual_return",
+    "annual_volatility",
+    "atomic_output",
+    "atomic_write_csv",
+    "atomic_write_json",
+    "atomic_write_text",
+    "calmar",
+    "cumulative_wealth",
+    "downside_deviation",
+    "drawdown_series",
+    "ensure_writable_dir",
+    "max_drawdown",
+    "one_way_turnover",
+    "performance_metrics",
+    "plot_equity_drawdown",
+    "sharpe",
+    "sortino",
+    "storm_coded_metrics",
+    "to_jsonable",
+    "trading_metrics",
+    "turnover",
+    "write_tearsheet",
+]

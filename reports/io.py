@@ -1,0 +1,151 @@
+"""Writing run outputs safely: every file appears whole or not at all.
+
+A file is written to a hidden temporary name in its destination folder and then moved over
+the destination with `os.replace`, which is atomic on one file system: a crash or an error
+half-way leaves the old file (or none), never a truncated one. Everyone writes outputs
+through these helpers.
+
+Folders that cannot be created or written raise `StormBtError` naming the path and the fix.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from storm_bt.errors import StormBtError
+
+#: The fix suggested when an output folder is unusable (the CLI's output flag).
+DEFAULT_HINT = "choose another --out"
+
+
+def _cannot_write(path: Path, reason: str, hint: str) -> StormBtError:
+    return StormBtError(f"cannot write to {path}: {reason}; {hint}")
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _make_dir(path: Path, hint: str) -> Path:
+    """Create `path` (and its parents); map failures to StormBtError."""
+    if path.exists() and not path.is_dir():
+        raise _cannot_write(path, "it is a file, not a folder", hint)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        # A parent that is a file shows up as "not a directory" or "file exists".
+        raise _cannot_write(path, _reason(exc), hint) from None
+    return path
+
+
+def ensure_writable_dir(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Path:
+    """Create the folder `path` if needed and check that a file can be written in it.
+
+    The check writes and removes a small probe file, so it also catches read-only file
+    systems and ACLs that permission bits do not show.
+
+    Raises:
+        StormBtError: e.g. "cannot write to runs/x: permission denied; choose another --out".
+    """
+    folder = _make_dir(Path(path), hint)
+    probe = folder / f".write-probe-{secrets.token_hex(4)}"
+    try:
+        with open(probe, "x"):
+            pass
+    except OSError as exc:
+        raise _cannot_write(folder, _reason(exc), hint) from None
+    probe.unlink(missing_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success move it onto `path`.
+
+    The temporary name keeps the destination's suffix (writers such as matplotlib read the
+    format from it). If the body raises, the temporary file is removed and the exception
+    propagates; the destination is untouched.
+
+    Example::
+
+        with atomic_output("runs/x/report.html") as tmp:
+            render(tmp)
+    """
+    dest = Path(path)
+    _make_dir(dest.parent, hint)
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp{dest.suffix}")
+    try:
+        yield tmp
+    except PermissionError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(dest, _reason(exc), hint) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if not tmp.exists():
+        raise RuntimeError(f"nothing was written for {dest}")
+    try:
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _cannot_write(dest, _reason(exc), hint) from None
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write `text` to `path` atomically; return the path."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding=encoding, newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def atomic_write_csv(df: pd.DataFrame | pd.Series, path: str | os.PathLike, **kw: Any) -> Path:
+    """Write `df.to_csv(path, **kw)` atomically; return the path."""
+    with atomic_output(path) as tmp:
+        df.to_csv(tmp, **kw)
+    return Path(path)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """`obj` as plain JSON types: NaN and +-inf become None, numpy scalars and arrays
+    become Python numbers and lists, dates become ISO strings, paths become strings,
+    dict keys become strings. Other objects raise TypeError."""
+    if obj is None or isinstance(obj, (bool, str, int)) and not isinstance(obj, np.generic):
+        return obj
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, pd.Series):
+        return to_jsonable({str(k): v for k, v in obj.items()})
+    if obj is pd.NaT:
+        return None
+    if isinstance(obj, (datetime, date)):
+        return obj.isoformat()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"cannot write a {type(obj).__name__} to JSON: {obj!r:.80}")
+
+
+def atomic_write_json(obj: Any, path: str | os.PathLike, indent: int = 2) -> Path:
+    """Write `obj` as JSON (sorted keys, NaN/inf -> null, see `to_jsonable`) atomically."""
+    text = json.dumps(to_jsonable(obj), sort_keys=True, indent=indent, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
