@@ -1,0 +1,203 @@
+"""STORM configuration: one dataclass, one place for defaults, named presets.
+
+Shapes follow from the fields (STORM_SPEC sections 2 and 11):
+
+    CS tokens  L_cs = T                      (one token per day: all stocks x stem features)
+    TS tokens  L_ts = (T / p_t) * S          (one token per stock and block of p_t days,
+                                              time-major: index j*S + s)
+    factor tokens M = L_cs + L_ts, factor width D = 2 d   (Phi = [z || q])
+
+Defaults are the "fixed" resolutions of STORM_SPEC section 10; the `parity` preset
+reproduces the official code's behaviour where a switch exists (D1, D2, D4, D6).
+Presets are frozen instances: derive variants with `dataclasses.replace` or `with_data`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from storm_bt.data.panel import PRICE_FIELDS
+from storm_bt.errors import StormBtError
+
+_CHOICES = {
+    "branches": ("both", "ts", "cs"),
+    "fusion": ("none", "crossvit"),
+    "codebook_update": ("ema", "grad"),
+    "diversity": ("fixed", "parity"),
+    "clip_mode": ("mean", "token0"),
+    "label_norm": ("none", "cs_zscore"),
+}
+
+
+@dataclass(frozen=True)
+class StormConfig:
+    """Every setting of the STORM dual VQ-VAE factor model."""
+
+    # data
+    n_stocks: int = 29
+    n_features: int = 152
+    n_price: int = 5
+    #: Names of the first n_price features; None infers them for P=5 (all of PRICE_FIELDS)
+    #: and P=2 (close, adj_close). The price constraint needs "high" and "low" among them.
+    price_fields: tuple[str, ...] | None = None
+    history: int = 64
+
+    # patching and transformers
+    ts_patch: int = 8
+    cs_stem: int = 16              # Linear(F -> cs_stem) before CS patching; 0 = no stem
+    d_model: int = 64
+    enc_depth: int = 2
+    dec_depth: int = 1
+    n_heads: int = 4
+    mlp_ratio: float = 4.0
+    branches: str = "both"         # "ts" = STORM-w/o-CS ablation, "cs" = CS only
+
+    # D1: cross-branch fusion between encoders and quantisers
+    fusion: str = "none"
+    fusion_depth: int = 2          # MultiScaleEncoder layers
+    fusion_self_depth: int = 2     # per-branch transformer depth inside a layer
+    fusion_cross_depth: int = 2    # token-0 cross-attention depth inside a layer
+    fusion_heads: int = 4
+    fusion_dim_head: int = 8
+    fusion_mlp_dim: int = 256
+
+    # vector quantiser
+    codebook_size: int = 128
+    code_dim: int = 0              # 0 = d_model (no projection, as the official model)
+    ema_decay: float = 0.99
+    codebook_update: str = "ema"   # D5
+    dead_code_threshold: float = 0.0   # > 0: reset codes whose EMA count falls below it
+    orth_max_codes: int = 512
+    diversity: str = "fixed"       # D6
+    diversity_temperature: float = 1.0
+
+    # factor head
+    factor_hidden: int = 0         # 0 = D = 2 d_model
+    prior_heads: int = 4           # D7 fixed
+
+    # loss weights, each term counted once (D4)
+    commit_weight: float = 1.0
+    diversity_weight: float = 0.1
+    orth_weight: float = 0.1
+    codebook_weight: float = 1.0   # ||sg(z) - e||^2, only with codebook_update="grad"
+    clip_mode: str = "mean"        # D2
+    clip_temperature: float = 1.0  # D3: logits scaled by exp(clip_temperature)
+    clip_weight: float = 1e-3
+    recon_weight: float = 1e-3
+    recon_cs_scale: float = 1e-3   # extra factor on the CS reconstruction (both branches)
+    kl_weight: float = 0.1
+    ret_weight: float = 0.1
+    price_weight: float = 0.1
+    label_norm: str = "none"       # D21
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise StormBtError(f"StormConfig.{name}={getattr(self, name)!r}: "
+                                   f"choose one of {', '.join(allowed)}")
+        positive = ("n_stocks", "n_features", "n_price", "history", "ts_patch", "d_model",
+                    "enc_depth", "dec_depth", "n_heads", "codebook_size", "prior_heads")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise StormBtError(f"StormConfig.{name}={getattr(self, name)}: must be >= 1")
+        if self.n_price > self.n_features:
+            raise StormBtError(f"StormConfig.n_price={self.n_price} exceeds "
+                               f"n_features={self.n_features}")
+        if self.history % self.ts_patch:
+            raise StormBtError(f"StormConfig.history={self.history} is not a multiple of "
+                               f"ts_patch={self.ts_patch}; pick a patch that divides it")
+        if self.d_model % self.n_heads:
+            raise StormBtError(f"StormConfig.d_model={self.d_model} is not divisible by "
+                               f"n_heads={self.n_heads}")
+        if self.factor_dim % self.prior_heads:
+            raise StormBtError(f"StormConfig: factor width 2*d_model={self.factor_dim} is not "
+                               f"divisible by prior_heads={self.prior_heads}")
+        if self.fusion != "none" and self.branches != "both":
+            raise StormBtError(f"StormConfig.fusion={self.fusion!r} needs branches='both', "
+                               f"got {self.branches!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise StormBtError(f"StormConfig.ema_decay={self.ema_decay}: use a value in [0, 1)")
+        if self.price_fields is not None and len(self.price_fields) != self.n_price:
+            raise StormBtError(f"StormConfig.price_fields={self.price_fields} has "
+                               f"{len(self.price_fields)} names, n_price={self.n_price}")
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def branch_names(self) -> tuple[str, ...]:
+        return ("cs", "ts") if self.branches == "both" else (self.branches,)
+
+    @property
+    def n_ts_blocks(self) -> int:
+        return self.history // self.ts_patch
+
+    @property
+    def n_cs_tokens(self) -> int:
+        return self.history
+
+    @property
+    def n_ts_tokens(self) -> int:
+        return self.n_ts_blocks * self.n_stocks
+
+    @property
+    def n_factors(self) -> int:
+        """M: the number of factor tokens (and of latent factors z)."""
+        return sum(self.n_cs_tokens if b == "cs" else self.n_ts_tokens for b in self.branch_names)
+
+    @property
+    def factor_dim(self) -> int:
+        """D = 2 d: a factor token is [z || q]."""
+        return 2 * self.d_model
+
+    @property
+    def hidden(self) -> int:
+        return self.factor_hidden or self.factor_dim
+
+    @property
+    def resolved_code_dim(self) -> int:
+        return self.code_dim or self.d_model
+
+    @property
+    def resolved_price_fields(self) -> tuple[str, ...] | None:
+        """The names of the price columns, or None when they cannot be inferred."""
+        if self.price_fields is not None:
+            return tuple(self.price_fields)
+        if self.n_price == len(PRICE_FIELDS):
+            return PRICE_FIELDS
+        if self.n_price == 2:
+            return ("close", "adj_close")
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    def with_data(self, n_stocks: int, n_features: int,
+                  price_fields: tuple[str, ...] | list[str]) -> "StormConfig":
+        """This preset sized for a data set (S stocks, F features, its price columns)."""
+        fields = tuple(price_fields)
+        return replace(self, n_stocks=n_stocks, n_features=n_features, n_price=len(fields),
+                       price_fields=fields)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: CI / unit tests: a training step in well under a second on one core.
+tiny = StormConfig(history=32, ts_patch=8, d_model=32, enc_depth=1, dec_depth=1, n_heads=4,
+                   codebook_size=64, cs_stem=16, fusion_mlp_dim=64)
+#: STORM_SPEC section 11, the CPU-trainable preset (fixed resolutions, D4 weights once).
+small = StormConfig(history=64, ts_patch=8, d_model=64, enc_depth=2, dec_depth=1, n_heads=4,
+                    codebook_size=128, cs_stem=16)
+#: Official DJ30 sizes with the fixed resolutions and the multiscale fusion of the paper (D1).
+paper = StormConfig(history=64, ts_patch=4, d_model=256, enc_depth=4, dec_depth=2, n_heads=4,
+                    codebook_size=512, cs_stem=32, fusion="crossvit")
+#: Official sizes and the official code's behaviour where a switch exists: no fusion (D1),
+#: CLIP on token 0 (D2), quantiser losses counted twice (D4), diversity sign quirk (D6).
+parity = replace(paper, fusion="none", clip_mode="token0", diversity="parity",
+                 commit_weight=2.0, diversity_weight=0.2, orth_weight=0.2)
+
+PRESETS: dict[str, StormConfig] = {"tiny": tiny, "small": small, "paper": paper,
+                                   "parity": parity}
+
+
+def get_preset(name: str) -> StormConfig:
+    """The preset called `name`."""
+    if name not in PRESETS:
+        raise StormBtError(f"unknown STORM preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]

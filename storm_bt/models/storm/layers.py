@@ -1,0 +1,189 @@
+"""Building blocks of the STORM branches (STORM_SPEC 2.1, 2.2, 2.5).
+
+- Patching. x (B, T, S, F).
+  CS: u = x W_stem (F -> F'), token_t = vec(u[t, :, :]) W_cs            -> (B, T, d)
+  TS: token_{j S + s} = vec(x[j p .. j p + p - 1, s, :]) W_ts             -> (B, (T/p) S, d)
+  A Conv3d with kernel = stride = patch size is exactly this linear map of the flattened
+  patch, so it is written as one. `unpatchify` maps per-token outputs (p_t p_s P values,
+  cheap equivalence (a) of section 11) back to (B, T, S, P).
+- Separable positions: pos[t n_sp + s] = spatial[s] + temporal[t]; CLS has its own.
+- Pre-LN block: x <- x + Attn(LN x); x <- x + MLP(LN x), MLP = d -> r d -> d with GELU.
+- TokenTransformer (encoder and decoder alike):
+  Linear(in -> d), prepend CLS, add positions, blocks, LN, Linear(d -> out), drop CLS.
+Linear weights are xavier-uniform with zero bias, LayerNorm (1, 0), positions and CLS
+trunc-normal(0.02).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def init_linear_and_norm(module: nn.Module) -> None:
+    """xavier-uniform Linear weights, zero biases, LayerNorm (1, 0)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class Attention(nn.Module):
+    """Multi-head scaled dot-product attention of x (B, N, dim) over a context (B, N', dim)
+    (x itself when no context is given)."""
+
+    def __init__(self, dim: int, heads: int, dim_head: int | None = None, qkv_bias: bool = True):
+        super().__init__()
+        self.heads = heads
+        self.dim_head = dim_head or dim // heads
+        inner = heads * self.dim_head
+        self.to_q = nn.Linear(dim, inner, bias=qkv_bias)
+        self.to_kv = nn.Linear(dim, 2 * inner, bias=qkv_bias)
+        self.proj = nn.Linear(inner, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        context = x if context is None else context
+        b, n, _ = x.shape
+        q = self.to_q(x).view(b, n, self.heads, self.dim_head).transpose(1, 2)
+        k, v = self.to_kv(context).view(b, context.shape[1], 2, self.heads, self.dim_head) \
+            .permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head))
+
+
+class FeedForward(nn.Sequential):
+    """LN-free MLP dim -> hidden -> dim with GELU."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: x + Attn(LN x), then x + MLP(LN x); no dropout, no LayerScale."""
+
+    def __init__(self, dim: int, heads: int, mlp_hidden: int, dim_head: int | None = None,
+                 qkv_bias: bool = True):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, dim_head, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FeedForward(dim, mlp_hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TransformerStack(nn.Module):
+    """`depth` pre-LN blocks followed by a final LayerNorm."""
+
+    def __init__(self, dim: int, depth: int, heads: int, mlp_hidden: int,
+                 dim_head: int | None = None, qkv_bias: bool = True):
+        super().__init__()
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_hidden, dim_head, qkv_bias)
+                                    for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+class SeparablePositionalEmbedding(nn.Module):
+    """Adds spatial[s] + temporal[t] to token t*n_space + s, and a class position to CLS."""
+
+    def __init__(self, n_time: int, n_space: int, dim: int):
+        super().__init__()
+        self.n_time, self.n_space = n_time, n_space
+        self.temporal = nn.Parameter(torch.empty(n_time, dim))
+        self.spatial = nn.Parameter(torch.empty(n_space, dim))
+        self.cls = nn.Parameter(torch.empty(1, dim))
+        for p in (self.temporal, self.spatial, self.cls):
+            nn.init.trunc_normal_(p, std=0.02)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, 1 + n_time*n_space, dim), CLS first."""
+        grid = (self.temporal[:, None, :] + self.spatial[None, :, :]).flatten(0, 1)
+        return tokens + torch.cat([self.cls, grid], dim=0)
+
+
+class TokenTransformer(nn.Module):
+    """Linear(in -> d), CLS, separable positions, pre-LN blocks, LN, Linear(d -> out),
+    CLS dropped. The STORM encoder (out = d) and decoder (out = patch values) alike."""
+
+    def __init__(self, in_dim: int, dim: int, out_dim: int, n_time: int, n_space: int,
+                 depth: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.to_latent = nn.Linear(in_dim, dim)
+        self.cls_token = nn.Parameter(torch.empty(1, 1, dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.pos = SeparablePositionalEmbedding(n_time, n_space, dim)
+        self.transformer = TransformerStack(dim, depth, heads, int(dim * mlp_ratio))
+        self.head = nn.Linear(dim, out_dim)
+        for m in (self.to_latent, self.transformer, self.head):
+            m.apply(init_linear_and_norm)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, L, in_dim) -> (B, L, out_dim)."""
+        h = self.to_latent(tokens)
+        h = torch.cat([self.cls_token.expand(h.shape[0], -1, -1), h], dim=1)
+        h = self.transformer(self.pos(h))
+        return self.head(h[:, 1:])
+
+
+class CrossSectionalPatching(nn.Module):
+    """One token per day: all stocks x (stemmed) features; decoder tokens carry S*P values."""
+
+    n_space = 1
+
+    def __init__(self, n_stocks: int, n_features: int, stem: int, dim: int):
+        super().__init__()
+        self.n_stocks = n_stocks
+        self.stem = nn.Linear(n_features, stem) if stem else nn.Identity()
+        self.embed = nn.Linear(n_stocks * (stem or n_features), dim)
+        self.apply(init_linear_and_norm)
+
+    def values_per_token(self, n_price: int) -> int:
+        return self.n_stocks * n_price
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, S, F) -> (B, T, d)."""
+        return self.embed(self.stem(x).flatten(2))
+
+    def unpatchify(self, out: torch.Tensor, n_price: int) -> torch.Tensor:
+        """(B, T, S*P) -> (B, T, S, P)."""
+        return out.reshape(out.shape[0], out.shape[1], self.n_stocks, n_price)
+
+
+class TimeSeriesPatching(nn.Module):
+    """One token per stock and block of p days (time-major); decoder tokens carry p*P values."""
+
+    def __init__(self, n_stocks: int, n_features: int, patch: int, dim: int):
+        super().__init__()
+        self.n_stocks, self.patch = n_stocks, patch
+        self.embed = nn.Linear(patch * n_features, dim)
+        self.apply(init_linear_and_norm)
+
+    @property
+    def n_space(self) -> int:
+        return self.n_stocks
+
+    def values_per_token(self, n_price: int) -> int:
+        return self.patch * n_price
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, T, S, F) -> (B, (T/p) S, d), token index j*S + s."""
+        b, t, s, f = x.shape
+        blocks = x.reshape(b, t // self.patch, self.patch, s, f).permute(0, 1, 3, 2, 4)
+        return self.embed(blocks.reshape(b, (t // self.patch) * s, self.patch * f))
+
+    def unpatchify(self, out: torch.Tensor, n_price: int) -> torch.Tensor:
+        """(B, (T/p) S, p*P) -> (B, T, S, P)."""
+        b = out.shape[0]
+        n_blocks = out.shape[1] // self.n_stocks
+        grid = out.reshape(b, n_blocks, self.n_stocks, self.patch, n_price).permute(0, 1, 3, 2, 4)
+        return grid.reshape(b, n_blocks * self.patch, self.n_stocks, n_price)
