@@ -7,6 +7,12 @@ from storm_bt.models.base import Predictor
 #: name -> "module:Class" (imported lazily so torch loads only when a torch model is used).
 REGISTRY: dict[str, str] = {
     "lightgbm": "storm_bt.models.lightgbm_model:LightGBMPredictor",
+    "lstm": "storm_bt.models.lstm:LSTMPredictor",
+    "transformer": "storm_bt.models.transformer:TransformerPredictor",
+    "factorvae": "storm_bt.models.factorvae:FactorVAEPredictor",
+    "storm": "storm_bt.models.storm_predictor:StormPredictor",
+    "storm-ts": "storm_bt.models.storm_predictor:StormTSPredictor",
+    "storm-cs": "storm_bt.models.storm_predictor:StormCSPredictor",
 }
 
 

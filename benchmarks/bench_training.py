@@ -1,0 +1,151 @@
+"""Time training (seconds per epoch) and inference of the torch models on the Dow 30.
+
+    python benchmarks/bench_training.py [--data PATH] [--models storm,lstm,transformer,factorvae]
+                                        [--preset small] [--threads 2] [--steps 10]
+                                        [--max-epoch-seconds 240]
+
+Data: the first 29 tickers of STORM_SPEC 1.1 that exist in the Dow 30 file, features for the
+whole file, training windows ending 2008-04-01 .. 2019-03-31 (batch 32, drop_last).
+For each model: ``--steps`` timed optimiser steps (after one untimed warm-up step) give the
+seconds per step and an epoch estimate; when that estimate is under
+``--max-epoch-seconds`` a real epoch (`fit` with epochs=1, valid RankIC included) is
+also timed. Inference: `predict` on 2021-04-01 .. the last date, and for STORM also
+`factors`. CPU, ``torch.set_num_threads(threads)``. Skips (exit 0) when the data is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger("bench_training")
+
+DEFAULT_DATA = Path(os.environ.get(
+    "STORM_BT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) \
+    / "dj30_daily.csv.gz"
+DJ30 = ("AAPL AMGN AXP BA CAT CRM CSCO CVX DIS GS HD HON IBM INTC JNJ JPM KO MCD MMM MRK "
+        "MSFT NKE PG TRV UNH V VZ WBA WMT").split()
+PREDICTORS = {
+    "storm": "storm_bt.models.storm_predictor:StormPredictor",
+    "storm-ts": "storm_bt.models.storm_predictor:StormTSPredictor",
+    "storm-cs": "storm_bt.models.storm_predictor:StormCSPredictor",
+    "lstm": "storm_bt.models.lstm:LSTMPredictor",
+    "transformer": "storm_bt.models.transformer:TransformerPredictor",
+    "factorvae": "storm_bt.models.factorvae:FactorVAEPredictor",
+}
+
+
+def predictor_class(name: str):
+    import importlib
+
+    module, cls = PREDICTORS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def time_steps(predictor, data, split, n_steps: int) -> tuple[list[float], int, int]:
+    """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params."""
+    from storm_bt.models.batch import make_batch
+    from storm_bt.models.training import train_step, warmup_linear_schedule
+
+    cfg, history = predictor.train_config, predictor.history
+    ends = data.sample_ends(*split.train, history)
+    model = predictor.build(data).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
+                            eps=cfg.eps, weight_decay=cfg.weight_decay)
+    sched = warmup_linear_schedule(opt, 1, 10 ** 6)
+    rng = np.random.default_rng(0)
+    seconds = []
+    for k in range(n_steps + 1):
+        started = time.perf_counter()
+        batch = np.sort(rng.choice(ends, cfg.batch_size, replace=False))
+        train_step(model, make_batch(data, batch, history), opt, sched, cfg.grad_clip)
+        if k:                                     # the first step warms up allocators
+            seconds.append(time.perf_counter() - started)
+    return seconds, len(ends) // cfg.batch_size, sum(p.numel() for p in model.parameters())
+
+
+def bench_model(name: str, args, data, split) -> dict:
+    """Step time and epoch estimate; a real one-epoch fit when affordable; inference time."""
+    cls = predictor_class(name)
+    common = dict(preset=args.preset, device="cpu", num_threads=args.threads, cache_dir=None,
+                  progress=False)
+    probe = cls(**common)
+    steps, per_epoch, n_params = time_steps(probe, data, split, args.steps)
+    step_s = statistics.median(steps)
+    row = {"model": name, "load": os.getloadavg()[0], "params": n_params,
+           "steps/epoch": per_epoch, "s/step": step_s,
+           "epoch s (est)": step_s * per_epoch, "epoch s (measured)": float("nan"),
+           "preset epochs": probe.train_config.epochs}
+    measured = row["epoch s (est)"] <= args.max_epoch_seconds
+    # a real epoch when affordable, else two batches: a fitted model to time inference
+    cap = None if measured else 2 * probe.train_config.batch_size
+    predictor = cls(epochs=1, max_train_samples=cap, **common)
+    started = time.perf_counter()
+    predictor.fit(data, split)
+    if measured:
+        row["epoch s (measured)"] = time.perf_counter() - started
+    started = time.perf_counter()
+    frame = predictor.predict(data, split.test_start, data.dates[-1])
+    row["predict s"] = time.perf_counter() - started
+    row["predict days"] = int(frame.notna().any(axis=1).sum())
+    if hasattr(predictor, "factors"):
+        started = time.perf_counter()
+        predictor.factors(data, split.test_start, data.dates[-1])
+        row["factors s"] = time.perf_counter() - started
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--models", default="storm,lstm,transformer,factorvae")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--max-epoch-seconds", type=float, default=240.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.data.exists():
+        log.info("SKIP bench_training: %s not found (set STORM_BT_SHARED_DATA or --data)", args.data)
+        return 0
+    unknown = [m for m in args.models.split(",") if m not in PREDICTORS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PREDICTORS)}")
+
+    from storm_bt.data import load_panel
+    from storm_bt.dataset import Split, build_feature_set
+
+    torch.set_num_threads(args.threads)
+    logging.getLogger("storm_bt").setLevel(logging.WARNING)
+    panel = load_panel(args.data)
+    tickers = [t for t in DJ30 if t in panel.tickers][:29]
+    panel = panel.select(tickers)
+    started = time.perf_counter()
+    data = build_feature_set(panel)
+    log.info("features: %d days x %d stocks x %d features in %.1f s", len(data.dates),
+             len(tickers), data.n_features, time.perf_counter() - started)
+    import pandas as pd
+
+    split = Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),
+                  pd.Timestamp("2021-04-01"), data.dates[-1])
+    rows = []
+    for name in args.models.split(","):
+        row = bench_model(name, args, data, split)
+        rows.append(row)
+        log.info("%s", "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in row.items()))
+    log.info("\n%s", pd.DataFrame(rows).set_index("model").round(3).to_string())
+    log.info("torch %s, %d threads, preset %s, device cpu, %d cores; 'load' is the 1-minute "
+             "load average when the model's timing began", torch.__version__, args.threads,
+             args.preset, os.cpu_count())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
