@@ -58,12 +58,14 @@ def make_split(dates: pd.DatetimeIndex, train_start=None, valid_start=None, test
                test_end=None, min_train_days: int = 252, min_history: int = 0) -> Split:
     """Validate the four split dates against the data's calendar.
 
-    Missing dates default to `PAPER_SPLIT` when the data covers it, else to
-    `EMBEDDED_SPLIT`; `test_end` defaults to the last date of the data.
+    Missing dates default to `PAPER_SPLIT` when the data covers it (from its training start
+    to at least two years after its test start), else to `EMBEDDED_SPLIT`; `test_end`
+    defaults to the last date of the data.
     """
     first, last = dates[0], dates[-1]
-    defaults = PAPER_SPLIT if first <= pd.Timestamp(PAPER_SPLIT["train_start"]) and \
-        last > pd.Timestamp(PAPER_SPLIT["test_start"]) else EMBEDDED_SPLIT
+    covers_paper = first <= pd.Timestamp(PAPER_SPLIT["train_start"]) and \
+        last >= pd.Timestamp(PAPER_SPLIT["test_start"]) + pd.DateOffset(years=2)
+    defaults = PAPER_SPLIT if covers_paper else EMBEDDED_SPLIT
     given = dict(train_start=train_start, valid_start=valid_start, test_start=test_start,
                  test_end=test_end)
     stamps = {}
