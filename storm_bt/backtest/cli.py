@@ -18,6 +18,8 @@ from storm_bt.errors import StormBtError
 SUBCOMMANDS = {
     "portfolio": ("storm_bt.backtest.portfolio",
                   "predict next-day returns, optimise a portfolio, backtest it in backtrader"),
+    "factors": ("storm_bt.backtest.factors",
+                "score models' predictions by IC, ICIR, RankIC, RankICIR over seeds"),
 }
 
 

@@ -5,7 +5,7 @@ import argparse
 
 from storm_bt.models import REGISTRY, Predictor, make_predictor
 
-DEFAULT_MODEL = "lightgbm"
+DEFAULT_MODEL = "storm"
 TORCH_MODELS = {"storm", "storm-ts", "storm-cs", "lstm", "transformer", "factorvae"}
 
 

@@ -8,6 +8,7 @@ test range is never seen. Prediction: y_hat[t, s] = f(x[t, s, :]).
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -75,8 +76,10 @@ class LightGBMPredictor(Predictor):
             colsample_bytree=c.colsample_bytree, reg_lambda=c.reg_lambda,
             n_jobs=c.num_threads, random_state=c.seed, deterministic=True,
             force_row_wise=True, verbose=-1)
-        model.fit(x_train, y_train, eval_set=[(x_valid, y_valid)], eval_metric="l2",
-                  callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)])
+        with warnings.catch_warnings():  # lightgbm >= 4.7 renames eval_set; older ones lack eval_X
+            warnings.filterwarnings("ignore", message=".*eval_set.*is deprecated")
+            model.fit(x_train, y_train, eval_set=[(x_valid, y_valid)], eval_metric="l2",
+                      callbacks=[lgb.early_stopping(c.early_stopping_rounds, verbose=False)])
         self.booster = model
         log.info("lightgbm: best iteration %s", model.best_iteration_)
         return self
