@@ -13,6 +13,7 @@ from reports.io import (
     atomic_write_json,
     atomic_write_text,
     ensure_writable_dir,
+    staged_outputs,
     to_jsonable,
 )
 from reports.metrics import (
@@ -52,6 +53,7 @@ __all__ = [
     "plot_equity_drawdown",
     "sharpe",
     "sortino",
+    "staged_outputs",
     "storm_coded_metrics",
     "to_jsonable",
     "trading_metrics",

@@ -3,7 +3,8 @@
 A file is written to a hidden temporary name in its destination folder and then moved over
 the destination with `os.replace`, which is atomic on one file system: a crash or an error
 half-way leaves the old file (or none), never a truncated one. Everyone writes outputs
-through these helpers.
+through these helpers. A run stages all its files (`staged_outputs`) and moves them into its
+folder only once every one is written.
 
 Folders that cannot be created or written raise `StormBtError` naming the path and the fix.
 """
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -99,6 +101,25 @@ def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _cannot_write(dest, _reason(exc), hint) from None
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator[Path]:
+    """Yield a hidden staging folder inside `folder`; on success move its files into `folder`.
+
+    A run writes all its outputs into the staging folder; only when every one of them is
+    written are they moved (each by `os.replace`) beside each other. If the body raises, the
+    staging folder is removed and `folder` keeps what it had: a failed run adds no file.
+    """
+    dest = ensure_writable_dir(folder, hint)
+    stage = dest / f".staging-{secrets.token_hex(4)}"
+    _make_dir(stage, hint)
+    try:
+        yield stage
+        for item in sorted(stage.iterdir()):
+            os.replace(item, dest / item.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:

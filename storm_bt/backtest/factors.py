@@ -74,7 +74,7 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports import atomic_write_csv, atomic_write_json, atomic_write_text
+    from reports import atomic_write_csv, atomic_write_json, atomic_write_text, staged_outputs
     from storm_bt.evaluation import daily_ic, daily_rank_ic
 
     started = time.perf_counter()
@@ -118,18 +118,19 @@ def run(args: argparse.Namespace) -> int:
 
     table = pd.DataFrame(rows)
     summary = summary_table(table)
-    atomic_write_csv(table, out / "factors.csv", index=False)
     daily_frame = pd.concat(daily).rename_axis("date").reset_index()
     daily_frame["date"] = daily_frame["date"].dt.strftime("%Y-%m-%d")
-    atomic_write_csv(daily_frame, out / "daily_ic.csv", index=False)
     markdown = (f"Factor evaluation, test period {test_start.date()} .. {test_end.date()}, "
                 f"{len(panel.tickers)} tickers, seeds {' '.join(map(str, seeds))} "
                 f"(mean ± std over seeds)\n\n{summary.to_markdown()}\n")
-    atomic_write_text(out / "factors.md", markdown)
-    atomic_write_json(common.run_record(args, "factors", panel, split, models=configs,
-                                        seeds=seeds,
-                                        seconds=round(time.perf_counter() - started, 1)),
-                      out / "config.json")
+    with staged_outputs(out) as stage:  # all files appear together, or none
+        atomic_write_csv(table, stage / "factors.csv", index=False)
+        atomic_write_csv(daily_frame, stage / "daily_ic.csv", index=False)
+        atomic_write_text(stage / "factors.md", markdown)
+        atomic_write_json(common.run_record(args, "factors", panel, split, models=configs,
+                                            seeds=seeds,
+                                            seconds=round(time.perf_counter() - started, 1)),
+                          stage / "config.json")
     print(markdown)
     log.info("wrote %s", out)
     return 0

@@ -85,7 +85,7 @@ def check_arguments(args: argparse.Namespace, n_assets: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from optimizers import make_optimizer, rebalance_weights
     from reports import (atomic_write_csv, atomic_write_json, performance_metrics,
-                         plot_equity_drawdown, write_tearsheet)
+                         plot_equity_drawdown, staged_outputs, write_tearsheet)
     from storm_bt.evaluation import ic_summary
     from strategies import run_portfolio_backtest
 
@@ -128,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     returns = result.returns
     realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
     metrics = {
-        "portfolio": performance_metrics(returns, result.turnover),
+        # backtrader's turnover is traded value / book value; one-way turnover is half that.
+        "portfolio": performance_metrics(returns, result.turnover / 2.0),
         "benchmark": performance_metrics(benchmark.reindex(returns.index).fillna(0.0)),
         "factor": ic_summary(predictions, realised.reindex(predictions.index)),
         "backtrader_sharpe": result.sharpe,
@@ -136,20 +137,21 @@ def run(args: argparse.Namespace) -> int:
         "test_period": [str(test_start.date()), str(test_end.date())],
     }
 
-    atomic_write_csv(_long(predictions, "prediction"), out / "predictions.csv", index=False)
-    atomic_write_csv(_long(weights, "weight"), out / "weights.csv", index=False)
-    atomic_write_csv(pd.DataFrame({"date": result.equity.index, "equity": result.equity.to_numpy(),
-                                   "return": returns.reindex(result.equity.index).to_numpy()}),
-                     out / "equity.csv", index=False)
-    atomic_write_json(metrics, out / "metrics.json")
     bench_aligned = benchmark.reindex(returns.index).fillna(0.0).rename(benchmark.name)
-    write_tearsheet(returns, bench_aligned, out / "tearsheet.html",
-                    title=f"storm_bt {predictor.name} + {args.optimizer}")
-    plot_equity_drawdown(returns, out / "equity.png", benchmark=bench_aligned)
-    elapsed = time.perf_counter() - started
-    atomic_write_json(common.run_record(args, "portfolio", panel, split,
-                                        model=predictor.config(), seconds=round(elapsed, 1)),
-                      out / "config.json")
+    with staged_outputs(out) as stage:  # all files appear together, or none
+        atomic_write_csv(_long(predictions, "prediction"), stage / "predictions.csv", index=False)
+        atomic_write_csv(_long(weights, "weight"), stage / "weights.csv", index=False)
+        atomic_write_csv(pd.DataFrame({"date": result.equity.index, "equity": result.equity.to_numpy(),
+                                       "return": returns.reindex(result.equity.index).to_numpy()}),
+                         stage / "equity.csv", index=False)
+        atomic_write_json(metrics, stage / "metrics.json")
+        write_tearsheet(returns, bench_aligned, stage / "tearsheet.html",
+                        title=f"storm_bt {predictor.name} + {args.optimizer}")
+        plot_equity_drawdown(returns, stage / "equity.png", benchmark=bench_aligned)
+        elapsed = time.perf_counter() - started
+        atomic_write_json(common.run_record(args, "portfolio", panel, split,
+                                            model=predictor.config(), seconds=round(elapsed, 1)),
+                          stage / "config.json")
     p = metrics["portfolio"]
     log.info("annual return %.2f%%, Sharpe %.2f, max drawdown %.2f%%, RankIC %.4f",
              100 * p["annual_return"], p["sharpe"], 100 * p["max_drawdown"],

@@ -1,0 +1,103 @@
+"""From predictions to target weights on each rebalance date, with nothing from the future.
+
+For a decision date t:
+
+    window_t   = the last `lookback` daily returns up to and including t (known at t's close)
+    tradable_t = a finite prediction at t and at least `min_history` finite returns in window_t
+    z_t        = the cross-sectional z-score of the tradable predictions at t
+    μ_t,i      = ic · σ_t,i · z_t,i        (Grinold's rule: alpha = IC x volatility x score)
+    w_t        = optimizer(μ_t, risk model of window_t, tradable_t, w_{t−1})
+
+σ_t,i is the daily volatility of stock i over window_t. Mapping scores through z_t makes
+the optimiser see returns in return units whatever scale a model predicts in (raw returns,
+z-scored labels, ranks), and `ic` states how much of that score one believes.
+w_{t−1} is the previous target (the optimiser's turnover penalty is measured from it).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from optimizers.covariance import RiskModel, risk_model
+from optimizers.mean_variance import MeanVarianceOptimizer
+from optimizers.topk import TopkDropout
+from storm_bt.errors import StormBtError
+
+log = logging.getLogger(__name__)
+
+
+class Optimizer(Protocol):
+    """What `rebalance_weights` needs of an optimiser."""
+
+    name: str
+    needs_risk_model: bool
+
+    def weights(self, mu: np.ndarray, risk: RiskModel | None, tradable: np.ndarray,
+                w_prev: np.ndarray) -> np.ndarray: ...
+
+
+def expected_returns(scores: np.ndarray, volatility: np.ndarray, tradable: np.ndarray,
+                     ic: float) -> np.ndarray:
+    """μ_i = ic · σ_i · z_i over the tradable names (0 elsewhere and for a flat cross-section)."""
+    mu = np.zeros(len(scores))
+    s = scores[tradable]
+    if s.size < 2 or not np.std(s) > 0:
+        return mu
+    mu[tradable] = ic * volatility[tradable] * (s - s.mean()) / s.std()
+    return mu
+
+
+def rebalance_weights(predictions: pd.DataFrame, returns: pd.DataFrame,
+                      rebalance_dates: pd.DatetimeIndex, optimizer: Optimizer,
+                      lookback: int = 252, min_history: int = 60,
+                      ic: float = 0.05) -> pd.DataFrame:
+    """Target weights (rebalance date x ticker) from predictions; see the module docstring.
+
+    Args:
+        predictions: date x ticker scores (NaN = no prediction).
+        returns: date x ticker daily simple returns (NaN = no price), same tickers.
+        rebalance_dates: decision dates, all in `predictions.index`.
+    """
+    missing = rebalance_dates.difference(predictions.index)
+    if len(missing):
+        raise StormBtError(f"rebalance date {missing[0].date()} has no predictions")
+    returns = returns.reindex(columns=predictions.columns)
+    w_prev = np.zeros(len(predictions.columns))
+    rows = []
+    for date in tqdm(rebalance_dates, desc=f"{optimizer.name} weights", leave=False,
+                     disable=not log.isEnabledFor(logging.INFO)):
+        window = returns.loc[:date].iloc[-lookback:].to_numpy(dtype=np.float64)
+        scores = predictions.loc[date].to_numpy(dtype=np.float64)
+        history = np.isfinite(window).sum(axis=0)
+        tradable = np.isfinite(scores) & (history >= min_history)
+        if not tradable.any():
+            log.warning("%s: no ticker has a prediction and %d days of history; cash",
+                        date.date(), min_history)
+            w = np.zeros(len(scores))
+        else:
+            vol = np.nanstd(np.where(np.isfinite(window), window, np.nan), axis=0, ddof=1)
+            vol = np.where(np.isfinite(vol), vol, 0.0)
+            mu = expected_returns(np.nan_to_num(scores), vol, tradable, ic)
+            risk = risk_model(window, tradable) if optimizer.needs_risk_model else None
+            w = optimizer.weights(mu, risk, tradable, w_prev)
+        rows.append(w)
+        w_prev = w
+    return pd.DataFrame(np.array(rows).reshape(len(rows), len(predictions.columns)),
+                        index=rebalance_dates, columns=predictions.columns)
+
+
+def make_optimizer(name: str, n_assets: int, risk_aversion: float = 5.0, max_weight: float = 0.1,
+                   turnover_penalty: float = 1e-3, long_short: bool = False,
+                   gross_limit: float = 2.0, k: int = 5, n_drop: int = 3) -> Optimizer:
+    """The optimiser called `name` ('mean-variance' or 'topk') with its settings."""
+    if name == "mean-variance":
+        return MeanVarianceOptimizer(n_assets, risk_aversion=risk_aversion, max_weight=max_weight,
+                                     turnover_penalty=turnover_penalty, long_short=long_short,
+                                     gross_limit=gross_limit)
+    if name == "topk":
+        return TopkDropout(k=k, n_drop=n_drop)
+    raise StormBtError(f"unknown optimizer {name!r}; choose mean-variance or topk")
