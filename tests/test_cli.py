@@ -86,10 +86,15 @@ def test_portfolio_same_seed_same_numbers(tmp_path):
         assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text(), name
 
 
-def test_portfolio_decisions_ignore_data_after_them(tmp_path):
+@pytest.mark.parametrize("model", [
+    ["--model", "lightgbm"],
+    ["--model", "storm", "--preset", "tiny", "--epochs", "1", "--threads", "1", "--retrain"],
+])
+def test_portfolio_decisions_ignore_data_after_them(tmp_path, model):
     """Cutting the data at X changes nothing decided before X (model, weights, trades)."""
     cut, full = tmp_path / "cut", tmp_path / "full"
-    common = ["portfolio", *SLICE, "--model", "lightgbm", "--log-level", "WARNING"]
+    common = ["portfolio", *SLICE, *model, "--cache-dir", str(tmp_path / "cache"),
+              "--log-level", "WARNING"]
     assert main([*common, "--test-end", "2018-06-29", "--out", str(cut)]) == 0
     assert main([*common, "--test-end", "2018-12-31", "--out", str(full)]) == 0
     for name, key in (("predictions.csv", "prediction"), ("weights.csv", "weight")):
