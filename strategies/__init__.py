@@ -5,7 +5,9 @@
 `feeds` turns a `Panel` into backtrader feeds on total-return prices, `base.SignalStrategy`
 hands each signal row to one decision hook at its date's close, `portfolio.PortfolioStrategy`
 rebalances to target weights (hook: `target_weights`), `runner.run_portfolio_backtest` wires
-the cerebro. Nothing here imports a model or an optimizer.
+the cerebro. `trading.TradingStrategy` buys all-in, holds or sells all of one stock at the
+decision day's close (hook: `decide`; policies `ThresholdPolicy`, `RLPolicy`, `BuyAndHold`;
+runner `run_trading_backtest`). Nothing here imports a model or an optimizer.
 """
 import sys
 
@@ -20,15 +22,24 @@ from strategies.commission import FractionalCommInfo, fractional_commission  # n
 from strategies.feeds import ArrayFeed, panel_feeds  # noqa: E402
 from strategies.portfolio import CASH_RESERVE, PortfolioStrategy  # noqa: E402
 from strategies.runner import BacktestResult, run_portfolio_backtest  # noqa: E402
+from strategies.trading import (Action, BuyAndHold, RLPolicy, ThresholdPolicy,  # noqa: E402
+                                TradingResult, TradingStrategy, run_trading_backtest)
 
 __all__ = [
+    "Action",
     "ArrayFeed",
     "BacktestResult",
+    "BuyAndHold",
     "CASH_RESERVE",
     "FractionalCommInfo",
     "PortfolioStrategy",
+    "RLPolicy",
     "SignalStrategy",
+    "ThresholdPolicy",
+    "TradingResult",
+    "TradingStrategy",
     "fractional_commission",
     "panel_feeds",
     "run_portfolio_backtest",
+    "run_trading_backtest",
 ]

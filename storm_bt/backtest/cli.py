@@ -20,6 +20,8 @@ SUBCOMMANDS = {
                   "predict next-day returns, optimise a portfolio, backtest it in backtrader"),
     "factors": ("storm_bt.backtest.factors",
                 "score models' predictions by IC, ICIR, RankIC, RankICIR over seeds"),
+    "trading": ("storm_bt.backtest.trading",
+                "single-stock buy/hold/sell: every model per ticker, the paper's trading table"),
 }
 
 
