@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     }
 
     bench_aligned = benchmark.reindex(returns.index).fillna(0.0).rename(benchmark.name)
+    returns = returns.rename(f"{predictor.name} + {args.optimizer}")
     with staged_outputs(out) as stage:  # all files appear together, or none
         atomic_write_csv(_long(predictions, "prediction"), stage / "predictions.csv", index=False)
         atomic_write_csv(_long(weights, "weight"), stage / "weights.csv", index=False)
@@ -147,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(metrics, stage / "metrics.json")
         write_tearsheet(returns, bench_aligned, stage / "tearsheet.html",
                         title=f"storm_bt {predictor.name} + {args.optimizer}")
-        plot_equity_drawdown(returns, stage / "equity.png", benchmark=bench_aligned)
+        plot_equity_drawdown(returns, stage / "equity.png", benchmark=bench_aligned,
+                             title=f"storm_bt {predictor.name} + {args.optimizer}")
         elapsed = time.perf_counter() - started
         atomic_write_json(common.run_record(args, "portfolio", panel, split,
                                             model=predictor.config(), seconds=round(elapsed, 1)),
