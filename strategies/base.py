@@ -117,6 +117,20 @@ def _to_timestamps(numbers: list[float]) -> pd.DatetimeIndex:
     return pd.DatetimeIndex([bt.num2date(x) for x in numbers]).normalize().as_unit("ns")
 
 
+def signal_dates(index: pd.Index, param: str) -> pd.DatetimeIndex:
+    """A signal's index as naive, sorted, unique dates, or a StormBtError naming `param`."""
+    try:
+        dates = pd.DatetimeIndex(index)
+    except (TypeError, ValueError) as exc:
+        raise StormBtError(f"param {param!r}: the index must hold dates ({exc})") from None
+    if dates.tz is not None:
+        dates = dates.tz_localize(None)
+    if dates.has_duplicates or not dates.is_monotonic_increasing:
+        raise StormBtError(f"param {param!r}: the dates must be sorted and unique "
+                           f"(sort_index() and drop duplicated dates)")
+    return dates
+
+
 def _signal_table(frame: pd.DataFrame | None, tickers: tuple[str, ...],
                   param: str) -> tuple[list[float], np.ndarray]:
     """Signal dates as backtrader date numbers and the values as (dates, tickers) floats."""
@@ -125,15 +139,7 @@ def _signal_table(frame: pd.DataFrame | None, tickers: tuple[str, ...],
     if not isinstance(frame, pd.DataFrame):
         raise StormBtError(f"param {param!r} must be a DataFrame (date x ticker), "
                            f"got {type(frame).__name__}")
-    try:
-        dates = pd.DatetimeIndex(frame.index)
-    except (TypeError, ValueError) as exc:
-        raise StormBtError(f"param {param!r}: the index must hold dates ({exc})") from None
-    if dates.tz is not None:
-        dates = dates.tz_localize(None)
-    if dates.has_duplicates or not dates.is_monotonic_increasing:
-        raise StormBtError(f"param {param!r}: the dates must be sorted and unique "
-                           f"(sort_index() and drop duplicated dates)")
+    dates = signal_dates(frame.index, param)
     unknown = [str(c) for c in frame.columns if c not in tickers]
     if unknown:
         raise StormBtError(f"param {param!r}: column(s) {', '.join(unknown[:10])} match no data "

@@ -33,7 +33,7 @@ from storm_bt.data.panel import Panel
 from storm_bt.errors import StormBtError
 from storm_bt.trading.account import (Action, ObservationBuilder, continuous_to_action,
                                       shares_to_buy)
-from strategies.base import _to_date, _to_timestamps
+from strategies.base import _to_date, _to_timestamps, signal_dates
 from strategies.feeds import panel_feeds
 
 log = logging.getLogger(__name__)
@@ -219,15 +219,7 @@ def _signal_rows(signals) -> tuple[list[float], np.ndarray, bool]:
     if not isinstance(signals, (pd.Series, pd.DataFrame)):
         raise StormBtError("param 'signals' must be a Series (date -> number) or a DataFrame "
                            f"(date x state columns), got {type(signals).__name__}")
-    try:
-        dates = pd.DatetimeIndex(signals.index)
-    except (TypeError, ValueError) as exc:
-        raise StormBtError(f"param 'signals': the index must hold dates ({exc})") from None
-    if dates.tz is not None:
-        dates = dates.tz_localize(None)
-    if dates.has_duplicates or not dates.is_monotonic_increasing:
-        raise StormBtError("param 'signals': the dates must be sorted and unique "
-                           "(sort_index() and drop duplicated dates)")
+    dates = signal_dates(signals.index, "signals")
     scalar = isinstance(signals, pd.Series)
     try:
         rows = np.asarray(signals.to_numpy(dtype=np.float64 if scalar else np.float32))
