@@ -307,3 +307,15 @@ def test_example_subclass_caps_weights_and_keeps_the_rest_in_cash(embedded_panel
     book = held * prices
     weights = book.div(book.sum(axis=1) + capped.cash.loc[held.index], axis=0)
     assert weights.to_numpy().max() <= 0.08 + 1e-9
+
+
+def test_signal_dates_must_be_sorted_and_unique():
+    from strategies.base import signal_dates
+
+    ok = signal_dates(pd.DatetimeIndex(["2020-01-02", "2020-01-03"], tz="UTC"), "weights")
+    assert ok.tz is None and len(ok) == 2
+    for bad in (["2020-01-03", "2020-01-02"], ["2020-01-02", "2020-01-02"]):
+        with pytest.raises(StormBtError, match="param 'weights': the dates must be sorted and unique"):
+            signal_dates(pd.DatetimeIndex(bad), "weights")
+    with pytest.raises(StormBtError, match="param 'signals': the index must hold dates"):
+        signal_dates(pd.Index(["soon", "later"]), "signals")
