@@ -2,11 +2,14 @@
 
     python benchmarks/bench_factors.py [--universe dj30|sp500] [--models ...] [--seeds 1 2 3]
                                        [--preset small] [--epochs N] [--out DIR]
+    python benchmarks/bench_factors.py --combine A/factors.csv B/factors.csv ...
 
 Runs ``python -m storm_bt.backtest factors`` on the developers' real data with the paper's
 split (train 2008-04-01.., valid 2019-04-01.., test 2021-04-01 .. 2024-03-08) and reports
 the mean and spread over seeds per model with the wall time. Skips (exit 0) where the data
-is absent. The numbers land in DIR/factors.csv and DIR/factors.md.
+is absent. The numbers land in DIR/factors.csv and DIR/factors.md. ``--combine`` prints
+one mean ± std table over the rows of several factors.csv files (runs split by model or
+seed, e.g. to reuse cached checkpoints); a (model, seed) pair found twice is an error.
 """
 from __future__ import annotations
 
@@ -34,8 +37,11 @@ def main() -> int:
     p.add_argument("--epochs", help="override the preset's epochs (shorter benchmark)")
     p.add_argument("--threads", default="2")
     p.add_argument("--out", default="runs/bench-factors")
+    p.add_argument("--combine", nargs="+", metavar="CSV", help="merge factors.csv files")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.combine:
+        return combine(args.combine)
     path = DATA / FILES[args.universe]
     if not path.exists():
         log.warning("skipped: %s not found (set STORM_BT_SHARED_DATA)", path)
@@ -52,6 +58,20 @@ def main() -> int:
     log.info("%s: %d models x %d seeds in %.0f s", args.universe, len(args.models),
              len(args.seeds), time.perf_counter() - started)
     return code
+
+
+def combine(paths: list[str]) -> int:
+    import pandas as pd
+
+    from storm_bt.backtest.factors import summary_table
+
+    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    twice = table[table.duplicated(["model", "seed"])]
+    if len(twice):
+        log.error("%s seed %s appears twice", twice["model"].iloc[0], twice["seed"].iloc[0])
+        return 1
+    print(summary_table(table).to_markdown())
+    return 0
 
 
 if __name__ == "__main__":
