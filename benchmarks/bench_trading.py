@@ -3,6 +3,7 @@
     python benchmarks/bench_trading.py [--preset small|tiny] [--tickers AAPL JPM IBM INTC MSFT]
                                        [--models ...] [--seeds 1] [--epochs N] [--timesteps N]
                                        [--threads 2] [--no-tearsheets] [--out DIR]
+    python benchmarks/bench_trading.py --combine A/trading.csv B/trading.csv ...
 
 Runs ``python -m storm_bt.backtest trading`` on the developers' Dow 30 file with the paper's
 split (train 2008-04-01.., valid 2019-04-01.., test 2021-04-01 .. 2024-03-08): every model
@@ -14,7 +15,9 @@ Budget: ``small`` is meant to finish within an hour on 2 cores, ``tiny`` in minu
 ``tiny`` the models train 1 epoch unless --epochs says otherwise (a smoke run of the whole
 pipeline, not a result). The default seed 1 is the first seed of bench_factors.py, so the
 model checkpoints it cached (same data, split, preset and seed) are reused; pass
---retrain for a cold-start time.
+--retrain for a cold-start time. ``--combine`` prints the two tables (Improvement(%) row
+included) over the rows of several trading.csv files, e.g. runs split by model; a (model,
+ticker, seed) triple found twice is an error.
 """
 from __future__ import annotations
 
@@ -44,8 +47,11 @@ def main() -> int:
     p.add_argument("--no-tearsheets", action="store_true")
     p.add_argument("--retrain", action="store_true", help="ignore cached model checkpoints")
     p.add_argument("--out", default="runs/bench-trading")
+    p.add_argument("--combine", nargs="+", metavar="CSV", help="merge trading.csv files")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.combine:
+        return combine(args.combine)
     path = DATA / "dj30_daily.csv.gz"
     if not path.exists():
         log.warning("skipped: %s not found (set STORM_BT_SHARED_DATA)", path)
@@ -73,6 +79,22 @@ def main() -> int:
              len(args.models) if args.models else "all", len(args.seeds),
              time.perf_counter() - started)
     return code
+
+
+def combine(paths: list[str]) -> int:
+    import pandas as pd
+
+    from storm_bt.trading.table import summary_tables, to_markdown
+
+    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
+    twice = table[table.duplicated(["model", "ticker", "seed"])]
+    if len(twice):
+        row = twice.iloc[0]
+        log.error("%s on %s seed %s appears twice", row["model"], row["ticker"], row["seed"])
+        return 1
+    first, second, _ = summary_tables(table)
+    print(f"## APY, CW, CR\n\n{to_markdown(first)}\n\n## ASR, MDD, AVO\n\n{to_markdown(second)}")
+    return 0
 
 
 if __name__ == "__main__":

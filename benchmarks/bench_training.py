@@ -1,11 +1,13 @@
 """Time training (seconds per epoch) and inference of the torch models on the Dow 30.
 
     python benchmarks/bench_training.py [--data PATH] [--models storm,lstm,transformer,factorvae]
-                                        [--preset small] [--threads 2] [--steps 10]
-                                        [--max-epoch-seconds 240]
+                                        [--universe dj30|all] [--preset small] [--threads 2]
+                                        [--steps 10] [--max-epoch-seconds 240] [--steps-only]
 
-Data: the first 29 tickers of STORM_SPEC 1.1 that exist in the Dow 30 file, features for the
-whole file, training windows ending 2008-04-01 .. 2019-03-31 (batch 32, drop_last).
+Data: the tickers of STORM_SPEC 1.1 that exist in the file (``--universe dj30``, the default),
+or every ticker of the file (``--universe all``, e.g. with ``--data`` the S&P 500 Parquet to
+see how a model's cost grows with the universe); features for the whole file, training
+windows ending 2008-04-01 .. 2019-03-31 (batch 32, drop_last).
 For each model: ``--steps`` timed optimiser steps (after one untimed warm-up step) give the
 seconds per step and an epoch estimate; when that estimate is under
 ``--max-epoch-seconds`` a real epoch (`fit` with epochs=1, valid RankIC included) is
@@ -82,6 +84,8 @@ def bench_model(name: str, args, data, split) -> dict:
            "steps/epoch": per_epoch, "s/step": step_s,
            "epoch s (est)": step_s * per_epoch, "epoch s (measured)": float("nan"),
            "preset epochs": probe.train_config.epochs}
+    if args.steps_only:
+        return row
     measured = row["epoch s (est)"] <= args.max_epoch_seconds
     # a real epoch when affordable, else two batches: a fitted model to time inference
     cap = None if measured else 2 * probe.train_config.batch_size
@@ -105,10 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--models", default="storm,lstm,transformer,factorvae")
+    parser.add_argument("--universe", choices=["dj30", "all"], default="dj30",
+                        help="the STORM_SPEC Dow 30 tickers in the file, or all of its tickers")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--max-epoch-seconds", type=float, default=240.0)
+    parser.add_argument("--steps-only", action="store_true",
+                        help="time the optimiser steps only (no epoch, no inference): for a "
+                             "universe too large to train here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.data.exists():
@@ -124,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     logging.getLogger("storm_bt").setLevel(logging.WARNING)
     panel = load_panel(args.data)
-    tickers = [t for t in DJ30 if t in panel.tickers][:29]
-    panel = panel.select(tickers)
+    if args.universe == "dj30":
+        panel = panel.select([t for t in DJ30 if t in panel.tickers])
+    tickers = list(panel.tickers)
     started = time.perf_counter()
     data = build_feature_set(panel)
     log.info("features: %d days x %d stocks x %d features in %.1f s", len(data.dates),
