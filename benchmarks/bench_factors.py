@@ -1,7 +1,8 @@
 """Factor quality of every model over several seeds: IC, ICIR, RankIC, RankICIR.
 
     python benchmarks/bench_factors.py [--universe dj30|sp500] [--models ...] [--seeds 1 2 3]
-                                       [--preset small] [--epochs N] [--out DIR]
+                                       [--preset small] [--epochs N] [--threads 2]
+                                       [--device auto|cpu|cuda] [--out DIR]
     python benchmarks/bench_factors.py --combine A/factors.csv B/factors.csv ...
 
 Runs ``python -m storm_bt.backtest factors`` on the developers' real data with the paper's
@@ -36,6 +37,8 @@ def main() -> int:
     p.add_argument("--preset", default="small")
     p.add_argument("--epochs", help="override the preset's epochs (shorter benchmark)")
     p.add_argument("--threads", default="2")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="torch device (auto: CUDA when present)")
     p.add_argument("--out", default="runs/bench-factors")
     p.add_argument("--combine", nargs="+", metavar="CSV", help="merge factors.csv files")
     args = p.parse_args()
@@ -49,7 +52,7 @@ def main() -> int:
     from storm_bt.backtest.cli import main as cli
 
     argv = ["factors", "--data", str(path), "--models", *args.models, "--seeds", *args.seeds,
-            "--preset", args.preset, "--threads", args.threads,
+            "--preset", args.preset, "--threads", args.threads, "--device", args.device,
             "--out", f"{args.out}-{args.universe}", "--log-level", "WARNING"]
     if args.epochs:
         argv += ["--epochs", args.epochs]
