@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from storm_bt.dataset import build_feature_set
     from storm_bt.models import make_predictor
     from storm_bt.trading.table import (LABELS, TableConfig, TradingTable, check_tickers,
-                                        long_table, summary_tables, to_markdown)
+                                        long_table, tables_markdown)
 
     started = time.perf_counter()
     seeds = args.seeds or [args.seed]
@@ -124,14 +124,12 @@ def run(args: argparse.Namespace) -> int:
     runs = table.run()
 
     frame = long_table(runs)
-    first, second, _ = summary_tables(frame)
     test_start, test_end = split.test
     head = (f"Single-stock trading, test period {test_start.date()} .. {test_end.date()}, "
             f"cost {args.cost_bps:g} bp, cash {args.cash:g}, seeds {' '.join(map(str, seeds))}, "
             f"preset {args.preset}; mean ± std over seeds; APY, MDD, AVO in %; "
             f"Improvement(%) = STORM vs the best baseline (positive = STORM better)")
-    markdown = (f"{head}\n\n## APY, CW, CR\n\n{to_markdown(first)}\n\n"
-                f"## ASR, MDD, AVO\n\n{to_markdown(second)}\n")
+    markdown = f"{head}\n\n{tables_markdown(frame)}"
     equity = pd.concat([
         pd.DataFrame({"model": r.model, "ticker": r.ticker, "seed": r.seed,
                       "date": r.result.equity.index.strftime("%Y-%m-%d"),

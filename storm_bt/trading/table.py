@@ -426,3 +426,10 @@ def to_markdown(frame: pd.DataFrame) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return flat.to_markdown(disable_numparse=True)
+
+
+def tables_markdown(table: pd.DataFrame) -> str:
+    """Both summary tables of a long `table` (see `summary_tables`) as Markdown sections."""
+    first, second, _ = summary_tables(table)
+    return (f"## APY, CW, CR\n\n{to_markdown(first)}\n\n"
+            f"## ASR, MDD, AVO\n\n{to_markdown(second)}\n")
