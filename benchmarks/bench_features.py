@@ -40,8 +40,8 @@ def timed(fn, repeat: int) -> tuple[list[float], list[float], object]:
 
 def bench(path: Path, repeat: int, scale: bool) -> None:
     from storm_bt.data import load_panel
-    from storm_bt.features import compute_features
-    from storm_bt.scaler import causal_block_scale
+    from storm_bt.features.alpha158 import compute_features
+    from storm_bt.features.scaler import causal_block_scale
 
     panel = load_panel(path)
     wall, cpu, (values, names) = timed(lambda: compute_features(panel), repeat)

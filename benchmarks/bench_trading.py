@@ -84,7 +84,7 @@ def main() -> int:
 def combine(paths: list[str]) -> int:
     import pandas as pd
 
-    from storm_bt.trading.table import tables_markdown
+    from reports.tables import trading_markdown
 
     table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
     twice = table[table.duplicated(["model", "ticker", "seed"])]
@@ -92,7 +92,7 @@ def combine(paths: list[str]) -> int:
         row = twice.iloc[0]
         log.error("%s on %s seed %s appears twice", row["model"], row["ticker"], row["seed"])
         return 1
-    print(tables_markdown(table), end="")
+    print(trading_markdown(table), end="")
     return 0
 
 

@@ -3,6 +3,7 @@
     python benchmarks/bench_training.py [--data PATH] [--models storm,lstm,transformer,factorvae]
                                         [--universe dj30|all] [--preset small] [--threads 2]
                                         [--steps 10] [--max-epoch-seconds 240] [--steps-only]
+                                        [--stocks-per-step K] [--valid-seconds]
 
 Data: the tickers of STORM_SPEC 1.1 that exist in the file (``--universe dj30``, the default),
 or every ticker of the file (``--universe all``, e.g. with ``--data`` the S&P 500 Parquet to
@@ -13,6 +14,13 @@ seconds per step and an epoch estimate; when that estimate is under
 ``--max-epoch-seconds`` a real epoch (`fit` with epochs=1, valid RankIC included) is
 also timed. Inference: `predict` on 2021-04-01 .. the last date, and for STORM also
 `factors`. CPU, ``torch.set_num_threads(threads)``. Skips (exit 0) when the data is absent.
+
+The steps use the preset's ``stocks_per_step`` (a random subset of the stocks per step;
+``--stocks-per-step`` overrides it, 0 = all stocks). ``--valid-seconds`` also times one
+validation pass (every stock, every valid day, what each epoch adds), so that
+"epoch s (est)" = steps x s/step + valid s (validation over the preset's ``valid_stocks``).
+"rss GB" is the process's peak resident memory so far (the feature build's peak included:
+features are computed once per process), "rss now GB" its current resident memory.
 """
 from __future__ import annotations
 
@@ -34,12 +42,12 @@ DEFAULT_DATA = Path(os.environ.get(
 DJ30 = ("AAPL AMGN AXP BA CAT CRM CSCO CVX DIS GS HD HON IBM INTC JNJ JPM KO MCD MMM MRK "
         "MSFT NKE PG TRV UNH V VZ WBA WMT").split()
 PREDICTORS = {
-    "storm": "storm_bt.models.storm_predictor:StormPredictor",
-    "storm-ts": "storm_bt.models.storm_predictor:StormTSPredictor",
-    "storm-cs": "storm_bt.models.storm_predictor:StormCSPredictor",
-    "lstm": "storm_bt.models.lstm:LSTMPredictor",
-    "transformer": "storm_bt.models.transformer:TransformerPredictor",
-    "factorvae": "storm_bt.models.factorvae:FactorVAEPredictor",
+    "storm": "storm_bt.models.storm.predictor:StormPredictor",
+    "storm-ts": "storm_bt.models.storm.predictor:StormTSPredictor",
+    "storm-cs": "storm_bt.models.storm.predictor:StormCSPredictor",
+    "lstm": "storm_bt.models.baselines.lstm:LSTMPredictor",
+    "transformer": "storm_bt.models.baselines.transformer:TransformerPredictor",
+    "factorvae": "storm_bt.models.baselines.factorvae:FactorVAEPredictor",
 }
 
 
@@ -50,10 +58,25 @@ def predictor_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
+def peak_rss_gb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20   # KiB on Linux
+
+
+def rss_now_gb() -> float:
+    """The process's current resident memory (VmRSS), GB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 2 ** 20
+    return float("nan")
+
+
 def time_steps(predictor, data, split, n_steps: int) -> tuple[list[float], int, int]:
     """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params."""
-    from storm_bt.models.batch import make_batch
-    from storm_bt.models.training import train_step, warmup_linear_schedule
+    from storm_bt.models.neural.batch import make_batch
+    from storm_bt.models.neural.training import train_step, warmup_linear_schedule
 
     cfg, history = predictor.train_config, predictor.history
     ends = data.sample_ends(*split.train, history)
@@ -62,11 +85,14 @@ def time_steps(predictor, data, split, n_steps: int) -> tuple[list[float], int, 
                             eps=cfg.eps, weight_decay=cfg.weight_decay)
     sched = warmup_linear_schedule(opt, 1, 10 ** 6)
     rng = np.random.default_rng(0)
+    n_stocks, k_stocks = len(data.tickers), cfg.stocks_per_step
     seconds = []
     for k in range(n_steps + 1):
         started = time.perf_counter()
         batch = np.sort(rng.choice(ends, cfg.batch_size, replace=False))
-        train_step(model, make_batch(data, batch, history), opt, sched, cfg.grad_clip)
+        stocks = np.sort(rng.choice(n_stocks, k_stocks, replace=False)) \
+            if k_stocks and k_stocks < n_stocks else None
+        train_step(model, make_batch(data, batch, history, stocks), opt, sched, cfg.grad_clip)
         if k:                                     # the first step warms up allocators
             seconds.append(time.perf_counter() - started)
     return seconds, len(ends) // cfg.batch_size, sum(p.numel() for p in model.parameters())
@@ -77,13 +103,31 @@ def bench_model(name: str, args, data, split) -> dict:
     cls = predictor_class(name)
     common = dict(preset=args.preset, device="cpu", num_threads=args.threads, cache_dir=None,
                   progress=False)
+    if args.stocks_per_step is not None:
+        common["stocks_per_step"] = args.stocks_per_step or None
     probe = cls(**common)
+    load = os.getloadavg()[0]
     steps, per_epoch, n_params = time_steps(probe, data, split, args.steps)
     step_s = statistics.median(steps)
-    row = {"model": name, "load": os.getloadavg()[0], "params": n_params,
+    row = {"model": name, "load": load, "params": n_params,
+           "stocks/step": probe.train_config.stocks_per_step or len(data.tickers),
            "steps/epoch": per_epoch, "s/step": step_s,
            "epoch s (est)": step_s * per_epoch, "epoch s (measured)": float("nan"),
            "preset epochs": probe.train_config.epochs}
+    if args.valid_seconds:
+        from storm_bt.models.neural.training import valid_rank_ic
+
+        model = probe.build(data).eval()
+        ends = data.sample_ends(*split.valid, probe.history)
+        k = probe.train_config.valid_stocks
+        stocks = np.sort(np.random.default_rng(0).choice(len(data.tickers), k, replace=False)) \
+            if k and k < len(data.tickers) else None
+        started = time.perf_counter()
+        valid_rank_ic(model, data, ends, probe.history, 32, torch.device("cpu"), stocks)
+        row["valid s"] = time.perf_counter() - started
+        row["epoch s (est)"] += row["valid s"]
+    row["rss GB"] = peak_rss_gb()
+    row["rss now GB"] = rss_now_gb()
     if args.steps_only:
         return row
     measured = row["epoch s (est)"] <= args.max_epoch_seconds
@@ -102,6 +146,7 @@ def bench_model(name: str, args, data, split) -> dict:
         started = time.perf_counter()
         predictor.factors(data, split.test_start, data.dates[-1])
         row["factors s"] = time.perf_counter() - started
+    row["rss GB"] = peak_rss_gb()
     return row
 
 
@@ -118,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps-only", action="store_true",
                         help="time the optimiser steps only (no epoch, no inference): for a "
                              "universe too large to train here")
+    parser.add_argument("--stocks-per-step", type=int, default=None,
+                        help="stocks drawn per training step (0 = all; default: the preset's)")
+    parser.add_argument("--valid-seconds", action="store_true",
+                        help="also time one validation pass and add it to the epoch estimate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.data.exists():
@@ -128,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PREDICTORS)}")
 
     from storm_bt.data import load_panel
-    from storm_bt.dataset import Split, build_feature_set
+    from storm_bt.features.dataset import Split, build_feature_set
 
     torch.set_num_threads(args.threads)
     logging.getLogger("storm_bt").setLevel(logging.WARNING)
@@ -138,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     tickers = list(panel.tickers)
     started = time.perf_counter()
     data = build_feature_set(panel)
-    log.info("features: %d days x %d stocks x %d features in %.1f s", len(data.dates),
-             len(tickers), data.n_features, time.perf_counter() - started)
+    log.info("features: %d days x %d stocks x %d features in %.1f s (peak RSS %.1f GB, "
+             "RSS now %.1f GB)", len(data.dates), len(tickers), data.n_features,
+             time.perf_counter() - started, peak_rss_gb(), rss_now_gb())
     import pandas as pd
 
     split = Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),

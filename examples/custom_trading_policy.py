@@ -9,8 +9,10 @@ pair (adjusted close p_t, its 50-day moving average m_t), both known at the clos
 
 Everything else is inherited: orders fill at the same close (cheat-on-close), commission in
 basis points, BUY when invested and SELL when flat are holds, the last day only marks the
-book, and the equity / trades / actions records. The same rule as a plain function would
-also run in the RL environment (`storm_bt.trading.env.rollout`) with identical accounting.
+book, and the equity / trades / actions records. A rule needs no subclass when it is a plain
+``policy(signal, position) -> Action`` (as `storm_bt.trading.policies.BuyAndHold`, the
+comparison here): pass it as ``policy``; the same object also runs in the RL environment
+(`storm_bt.trading.env.rollout`) with identical accounting.
 
     python examples/custom_trading_policy.py [--data embedded] [--ticker AAPL]
                                              [--start 2020-01-02] [--end 2022-12-28]
@@ -27,7 +29,8 @@ import pandas as pd
 from reports import trading_metrics
 from storm_bt.data import load_panel
 from storm_bt.trading import Action
-from strategies import BuyAndHold, TradingStrategy, run_trading_backtest
+from storm_bt.trading.policies import BuyAndHold
+from strategies import TradingResult, TradingStrategy, run_trading_backtest
 
 log = logging.getLogger("custom_trading_policy")
 
@@ -54,7 +57,7 @@ def trend_signals(adj_close: pd.Series, window: int = 50) -> pd.DataFrame:
                          "average": adj_close.rolling(window, min_periods=window).mean()})
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> dict[str, TradingResult]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="embedded")
     p.add_argument("--ticker", default="AAPL")
@@ -62,7 +65,7 @@ def main() -> int:
     p.add_argument("--end", default="2022-12-28")
     p.add_argument("--band", type=float, default=0.02)
     p.add_argument("--cost-bps", type=float, default=1.0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
     panel = load_panel(args.data).until(args.end)
@@ -71,13 +74,14 @@ def main() -> int:
                                 cost_bps=args.cost_bps, strategy_cls=TrendBand, band=args.band)
     hold = run_trading_backtest(panel, args.ticker, signals, BuyAndHold(), args.start, args.end,
                                 cost_bps=args.cost_bps)
-    for name, result in (("TrendBand", ours), ("buy-and-hold", hold)):
+    results = {"TrendBand": ours, "buy-and-hold": hold}
+    for name, result in results.items():
         m = trading_metrics(pd.Series(result.values))
         log.info("%-12s %s: APY %6.2f%%  CW %.3f  ASR %5.2f  MDD %5.2f%%  AVO %5.2f%%  %d trades",
                  name, args.ticker, 100 * m["APY"], m["CW"], m["ASR"], 100 * m["MDD"],
                  100 * m["AVO"], len(result.trades))
-    return 0
+    return results
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -7,7 +7,7 @@
 2. read its factors (`StormPredictor.factors`) on the validation and test ranges and print
    how the codebooks are used (perplexity, most used codes);
 3. cluster the time-series codebook, score each cluster's exposure by RankIC on the
-   validation range, keep the best `--top` (`storm_bt.factor_selection`);
+   validation range, keep the best `--top` (`storm_bt.evaluation.factor_selection`);
 4. report the selected composite's IC / RankIC on the test range beside the model's own
    prediction, and write both tables as CSV into --out.
 
@@ -20,14 +20,13 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from reports import atomic_write_csv, ensure_writable_dir
 from storm_bt.data import load_panel
-from storm_bt.dataset import build_feature_set, make_split
-from storm_bt.evaluation import ic_summary
-from storm_bt.factor_selection import (cluster_codebook, cluster_exposures, codebook_usage,
+from storm_bt.features.dataset import build_feature_set, make_split
+from storm_bt.evaluation.ic import ic_summary
+from storm_bt.evaluation.factor_selection import (cluster_codebook, cluster_exposures, codebook_usage,
                                        select_clusters)
 from storm_bt.models import make_predictor
 

@@ -11,9 +11,17 @@ u is w_max for a name that can be traded on the day and 0 for one that cannot. I
 than 1/w_max names can be traded, a long-only book could not be fully invested, so u is
 raised to 1/n_tradable for that day (logged).
 
-The problem is built once with `cp.Parameter`s for μ, B, √d, w_prev and the bounds (it is
-DPP, so cvxpy compiles it once) and re-solved with new values: CLARABEL first, OSQP as the
-fallback. If both fail, the previous weights are kept (tradable names only) and a warning
+Solvers (`solver=`):
+- "newton" (default): the exact dual Newton method of `optimizers.factor_qp`, a few
+  milliseconds at 500 assets with a K-factor risk model. It needs d > 0 on the tradable
+  names (every model of `optimizers.covariance` has it) and certifies its answer (residuals
+  and duality gap); when it cannot, the cvxpy path below solves the day instead (counted in
+  `fallbacks`).
+- "cvxpy": the reference. The problem is built once with `cp.Parameter`s for μ, B, √d,
+  w_prev and the bounds (it is DPP, so cvxpy compiles it once) and re-solved with new
+  values: CLARABEL first (tolerances tightened to the scale of the objective), OSQP as the
+  fallback.
+If every solver fails, the previous weights are kept (tradable names only) and a warning
 is logged.
 """
 from __future__ import annotations
@@ -24,10 +32,15 @@ import cvxpy as cp
 import numpy as np
 
 from optimizers.covariance import RiskModel
+from optimizers.factor_qp import FactorQP, solve_factor_qp
 
 log = logging.getLogger(__name__)
 
 SOLVERS = ("CLARABEL", "OSQP")
+# μᵀw is ~1e-4: CLARABEL's default absolute gap (1e-8) leaves weights ~1e-4 from the optimum.
+SOLVER_SETTINGS = {"CLARABEL": {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-10, "tol_feas": 1e-10},
+                   "OSQP": {}}
+METHODS = ("newton", "cvxpy")
 
 
 class MeanVarianceOptimizer:
@@ -40,6 +53,7 @@ class MeanVarianceOptimizer:
         turnover_penalty: κ, the price of one unit of Σ|Δw| (e.g. the cost rate).
         long_short: dollar-neutral long-short book instead of fully invested long-only.
         gross_limit: G, the bound on Σ|w| in long-short mode.
+        solver: "newton" (exact dual Newton, cvxpy as its fallback) or "cvxpy" (the reference).
     """
 
     name = "mean-variance"
@@ -47,20 +61,24 @@ class MeanVarianceOptimizer:
 
     def __init__(self, n_assets: int, risk_aversion: float = 5.0, max_weight: float = 0.1,
                  turnover_penalty: float = 1e-3, long_short: bool = False,
-                 gross_limit: float = 2.0) -> None:
+                 gross_limit: float = 2.0, solver: str = "newton") -> None:
         if n_assets < 1:
             raise ValueError(f"n_assets must be positive, got {n_assets}")
         if risk_aversion < 0 or turnover_penalty < 0:
             raise ValueError("risk_aversion and turnover_penalty must be >= 0")
+        if solver not in METHODS:
+            raise ValueError(f"solver must be one of {METHODS}, got {solver!r}")
         self.n_assets = n_assets
         self.risk_aversion = float(risk_aversion)
         self.max_weight = float(max_weight)
         self.turnover_penalty = float(turnover_penalty)
         self.long_short = bool(long_short)
         self.gross_limit = float(gross_limit)
+        self.solver = solver
         self.problem: cp.Problem | None = None
         self.width = 0
         self.solves = 0
+        self.fallbacks = 0
         self.failures = 0
 
     # ------------------------------------------------------------------ problem
@@ -103,20 +121,36 @@ class MeanVarianceOptimizer:
         if not tradable.any():
             log.warning("no tradable name: the book goes to cash")
             return np.zeros(self.n_assets)
+        self.solves += 1
+        mu = np.where(tradable, np.nan_to_num(mu), 0.0)
+        upper = self._upper(tradable)
+        if self.solver == "newton" and self.risk_aversion > 0:
+            solution = solve_factor_qp(FactorQP(
+                mu, risk.loadings, np.where(tradable, risk.specific, 0.0), self.risk_aversion,
+                self.turnover_penalty, w_prev, -upper if self.long_short else np.zeros_like(upper),
+                upper, 0.0 if self.long_short else 1.0,
+                self.gross_limit if self.long_short else None))
+            if solution is not None:
+                return self._clean(solution.weights, tradable)
+            self.fallbacks += 1
+            log.debug("dual Newton did not certify a solution; solving with cvxpy")
+        return self._solve_cvxpy(mu, risk, tradable, w_prev, upper)
+
+    def _solve_cvxpy(self, mu: np.ndarray, risk: RiskModel, tradable: np.ndarray,
+                     w_prev: np.ndarray, upper: np.ndarray) -> np.ndarray:
         width = risk.loadings.shape[1]
         if self.problem is None or width > self.width:
             self._build(max(width, self.width))
         loadings = np.zeros((self.n_assets, self.width))
         loadings[:, :width] = risk.loadings
-        self.mu.value = np.where(tradable, np.nan_to_num(mu), 0.0)
+        self.mu.value = mu
         self.loadings.value = loadings
         self.sqrt_specific.value = np.sqrt(np.maximum(risk.specific, 0.0))
         self.w_prev.value = w_prev
-        self.upper.value = self._upper(tradable)
-        self.solves += 1
+        self.upper.value = upper
         for solver in SOLVERS:
             try:
-                self.problem.solve(solver=solver)
+                self.problem.solve(solver=solver, **SOLVER_SETTINGS[solver])
             except cp.error.SolverError as exc:
                 log.debug("%s failed: %s", solver, exc)
                 continue

@@ -70,6 +70,27 @@ def ensure_writable_dir(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Pa
     return folder
 
 
+def check_writable_dir(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Path:
+    """Check that the folder `path` could be created and written, and leave no trace.
+
+    Like `ensure_writable_dir`, but the folders it had to create are removed again, so a run
+    that fails later leaves no empty output folder behind; `staged_outputs` creates it when
+    the files are written.
+    """
+    path = Path(path)
+    missing = []
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    try:
+        return ensure_writable_dir(path, hint)
+    finally:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success move it onto `path`.
@@ -109,17 +130,27 @@ def staged_outputs(folder: str | os.PathLike, hint: str = DEFAULT_HINT) -> Itera
 
     A run writes all its outputs into the staging folder; only when every one of them is
     written are they moved (each by `os.replace`) beside each other. If the body raises, the
-    staging folder is removed and `folder` keeps what it had: a failed run adds no file.
+    staging folder is removed and `folder` keeps what it had: a failed run adds no file (and
+    no folder, when this created it).
     """
+    created = not Path(folder).exists()
     dest = ensure_writable_dir(folder, hint)
     stage = dest / f".staging-{secrets.token_hex(4)}"
     _make_dir(stage, hint)
+    done = False
     try:
         yield stage
         for item in sorted(stage.iterdir()):
-            os.replace(item, dest / item.name)
+            target = dest / item.name
+            if item.is_dir() and target.is_dir():  # a folder of outputs replaces the old one
+                shutil.rmtree(target)
+            os.replace(item, target)
+        done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if created and not done:  # a failed run leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                dest.rmdir()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:

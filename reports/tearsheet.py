@@ -18,13 +18,41 @@ shields the caller from its side effects:
   warnings and the figures it leaves open are silenced or closed.
 - The file is written to a temporary name beside `path` and moved into place, so a
   failure leaves no partial file.
+
+What quantstats 0.0.86 draws wrong, and what is done about it (each checked against the
+run's own numbers, see tests/reports/test_tearsheet_browser.py):
+
+- "EOY Returns vs Benchmark" drew each year one year late. pandas 3 draws a bar plot of a
+  DatetimeIndex on a time axis (bar i at the period ordinal of its date, e.g. 50 for 2020,
+  with date ticks placed by pandas, the first one a period *before* the first bar), while
+  quantstats then relabels the ticks with `set_xticklabels(df.index.year)`, assuming one
+  tick per bar at 0, 1, 2, ... as in pandas 2: 2020's bar sat under the label "2021".
+  Fixed at the cause: pandas' `x_compat` plot option is set during the call, which gives
+  the categorical bar positions quantstats expects (this bar chart is the only pandas plot
+  quantstats draws; its other charts call matplotlib directly).
+- "Return Quantiles" assigned weekly/monthly/quarterly/yearly returns (labelled at the
+  period's last calendar day) to a frame indexed by trading days and forward-filled them:
+  a period ending on a weekend vanished (the last year, most months) and each value was
+  weighted by the days until the next period end. Replaced by
+  `reports.plots.return_quantiles_figure` (every period once).
+- "Daily Returns (Cumulative Sum)" resampled a cumulative sum to calendar days with `sum`,
+  so the line fell to 0 on every weekend and holiday. Replaced by the daily returns
+  (`reports.plots.daily_returns_figure`).
+- "Rolling Beta to Benchmark" drew the 6-month beta as 0 (`fillna(0)`) until 126 days
+  exist. Replaced by `reports.plots.rolling_beta_figure` (undefined beta is not drawn).
+- The page called an undefined `save()` on load (a JavaScript error) and fetched its
+  favicon from the web; both are removed from the template. Chart text is written as SVG
+  text (`svg.fonttype: none`), not outlines, so labels and values can be read and searched.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import io
 import os
+import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,13 +63,22 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
+from matplotlib.figure import Figure
+
 from reports.io import atomic_output, ensure_writable_dir
+from reports.plots import daily_returns_figure, return_quantiles_figure, rolling_beta_figure
 from storm_bt.errors import StormBtError
 
 logger = logging.getLogger(__name__)
 
 #: matplotlib settings quantstats applies when imported, replayed inside each call.
 _QS_RC: dict[str, Any] | None = None
+
+#: quantstats charts drawn by `reports.plots` instead (template placeholder names).
+REPLACED_CHARTS = ("daily_returns", "rolling_beta", "returns_dist")
+
+#: Rolling windows of quantstats' tear sheet at 252 days a year: half a year, a year.
+_BETA_WINDOWS = (126, 252)
 
 
 def _quantstats() -> ModuleType:
@@ -76,6 +113,49 @@ def _quiet() -> Iterator[None]:
         if plt is not None:
             for num in set(plt.get_fignums()) - before:
                 plt.close(num)
+
+
+@contextlib.contextmanager
+def _qs_style() -> Iterator[None]:
+    """quantstats' matplotlib style, SVG text as text, pandas bar plots on 0..n-1."""
+    with matplotlib.rc_context({**(_QS_RC or {}), "svg.fonttype": "none"}), \
+            pd.plotting.plot_params.use("x_compat", True):
+        yield
+
+
+def _marker(name: str) -> str:
+    return f"<!--storm_bt:{name}-->"
+
+
+def _template(qs: ModuleType) -> str:
+    """quantstats' report template without its load-time error, web favicon and the
+    charts it draws wrong (left as markers for ours)."""
+    tpl = (Path(qs.__file__).parent / "report.html").read_text(encoding="utf-8")
+    tpl = tpl.replace(' onload="save()"', "")
+    tpl = re.sub(r'<link rel="shortcut icon"[^>]*>\s*', "", tpl)
+    for name in REPLACED_CHARTS:
+        if "{{%s}}" % name not in tpl:  # another quantstats: keep its chart, say so
+            logger.warning("quantstats template has no {{%s}}; its chart is kept", name)
+        tpl = tpl.replace("{{%s}}" % name, _marker(name))
+    return tpl
+
+
+def _svg(fig: Figure) -> str:
+    """The figure as an inline <svg> element (no XML prolog)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _our_charts(r: pd.Series, b: pd.Series | None, name: str) -> dict[str, str]:
+    """The replacement charts as inline SVG, by placeholder name."""
+    charts = {
+        "daily_returns": _svg(daily_returns_figure(r)),
+        "returns_dist": _svg(return_quantiles_figure(r, title=name)),
+        "rolling_beta": "" if b is None else _svg(rolling_beta_figure(r, b, _BETA_WINDOWS)),
+    }
+    return {k: charts[k] for k in REPLACED_CHARTS}
 
 
 def _who(series: pd.Series, what: str) -> str:
@@ -160,10 +240,17 @@ def write_tearsheet(
     dest = Path(path)
     ensure_writable_dir(dest.parent)  # fail before the slow quantstats import
     qs = _quantstats()
-    with atomic_output(dest) as tmp, _quiet(), matplotlib.rc_context(_QS_RC):
+    with atomic_output(dest) as tmp, _quiet(), _qs_style(), \
+            tempfile.TemporaryDirectory(prefix="storm_bt-tearsheet-") as scratch:
+        template = Path(scratch) / "report.html"
+        template.write_text(_template(qs), encoding="utf-8")
         qs.reports.html(
             r, benchmark=b, output=str(tmp), title=title, rf=0.0, compounded=True,
-            periods_per_year=252, match_dates=False, **names,
+            periods_per_year=252, match_dates=False, template_path=str(template), **names,
         )
+        html = Path(tmp).read_text(encoding="utf-8")
+        for name, svg in _our_charts(r, b, names["strategy_title"]).items():
+            html = html.replace(_marker(name), svg)
+        Path(tmp).write_text(html, encoding="utf-8")
     logger.info("tear sheet written to %s", dest)
     return dest

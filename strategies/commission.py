@@ -1,21 +1,23 @@
-"""Commission on traded value, with fractional shares.
+"""Commission on traded value, the one place where a strategy's broker gets its costs.
 
-    commission = rate * |size| * price,   rate = cost_bps / 10_000
+    commission = rate * |size| * price,   rate = storm_bt.units.bps_to_fraction(cost_bps)
 
-`getsize` returns cash / price as a float, so order sizing (sizers, ``order_target_*``) can
-hold any fraction of a share and a book tracks its target weights exactly.
+`SignalStrategy.start` installs `commission_info(rate, fractional)` on the broker for every
+strategy of the package. ``fractional=True`` (`PortfolioStrategy`) also makes `getsize`
+return cash / price as a float, so order sizing (sizers, ``order_target_*``) can hold any
+fraction of a share and a book tracks its target weights exactly; ``fractional=False``
+(`TradingStrategy`, whole shares) is backtrader's stock-like percentage commission.
 """
 from __future__ import annotations
 
 import backtrader as bt
 
 
-class FractionalCommInfo(bt.CommInfoBase):
-    """Stock-like commission info: a percentage of traded value, fractional sizes.
+class StockCommInfo(bt.CommInfoBase):
+    """Stock-like commission info: a percentage of traded value.
 
     ``commission`` is the rate as a fraction of traded value (``percabs=True``): 10 bps is
-    ``commission=0.001``. A flat position is worth 0 whatever its price, so a feed whose
-    price is NaN (a ticker not listed yet) never turns the portfolio value into NaN.
+    ``commission=0.001``.
     """
 
     params = (
@@ -23,6 +25,12 @@ class FractionalCommInfo(bt.CommInfoBase):
         ("commtype", bt.CommInfoBase.COMM_PERC),
         ("percabs", True),
     )
+
+
+class FractionalCommInfo(StockCommInfo):
+    """`StockCommInfo` with fractional sizes. A flat position is worth 0 whatever its price,
+    so a feed whose price is NaN (a ticker not listed yet) never turns the portfolio value
+    into NaN."""
 
     def getsize(self, price: float, cash: float) -> float:
         """The (fractional) number of shares that `cash` buys at `price`."""
@@ -35,6 +43,7 @@ class FractionalCommInfo(bt.CommInfoBase):
         return size * (newprice - price) * self.p.mult if size else 0.0
 
 
-def fractional_commission(cost_bps: float) -> FractionalCommInfo:
-    """The commission info charging `cost_bps` basis points of traded value."""
-    return FractionalCommInfo(commission=cost_bps / 1e4)
+def commission_info(rate: float, fractional: bool) -> StockCommInfo:
+    """The commission info charging `rate` (a fraction, e.g. 1e-4 for 1 bp) of traded value."""
+    cls = FractionalCommInfo if fractional else StockCommInfo
+    return cls(commission=float(rate))

@@ -4,7 +4,8 @@ Execution model. The weights row dated t is decided at the close of t (see `Sign
 and passes through the hook `target_weights(date, row)`; it is executed at the open of the
 next bar t+1 (backtrader cheat-on-open: `next_open` sizes the orders with the open prices
 at which they fill; no price of t+1 other than its open is used). With p_i the open of t+1,
-q_i the shares held, h_i = q_i p_i and c = cost_bps / 10_000:
+q_i the shares held, h_i = q_i p_i and c = cost_bps / 10_000 (``self.cost``, see
+`SignalStrategy`):
 
     V = cash + sum_i h_i                                (value at the open, before trading)
     E = V - c * sum_i |s w_i E - h_i|                   (value after paying commission)
@@ -32,7 +33,6 @@ import pandas as pd
 
 from storm_bt.errors import StormBtError
 from strategies.base import SignalStrategy
-from strategies.commission import fractional_commission
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class PortfolioStrategy(SignalStrategy):
 
     params = (("weights", None), ("cost_bps", 10.0))
     signal_param = "weights"
+    fill_lag = 1
+    fractional_shares = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,9 +64,7 @@ class PortfolioStrategy(SignalStrategy):
         if not self.cerebro.p.cheat_on_open:
             raise StormBtError(f"{type(self).__name__} fills at the next open: run it in "
                                "bt.Cerebro(cheat_on_open=True) (run_portfolio_backtest does)")
-        if not np.isfinite(self.p.cost_bps) or self.p.cost_bps < 0:
-            raise StormBtError(f"cost_bps {self.p.cost_bps}: must be a number >= 0")
-        self.broker.addcommissioninfo(fractional_commission(self.p.cost_bps))
+        super().start()
         self.broker.set_checksubmit(False)
         self._has_tradable = [hasattr(d.lines, "tradable") for d in self.datas]
 
@@ -114,7 +114,7 @@ class PortfolioStrategy(SignalStrategy):
         value = self.broker.getcash() + h.sum()
         self._log_ignored(date, w, tradable)
         w = np.where(tradable, w, 0.0)
-        scale, after = _book_after_costs(value, w, h, tradable, self.p.cost_bps / 1e4)
+        scale, after = _book_after_costs(value, w, h, tradable, self.cost)
 
         delta = np.zeros_like(q)
         delta[tradable] = scale * w[tradable] * after / p[tradable] - q[tradable]

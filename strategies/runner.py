@@ -1,14 +1,20 @@
-"""`run_portfolio_backtest`: a weights table + a `Panel` -> a backtrader run -> `BacktestResult`.
+"""The runners: a `Panel` + signals + a strategy class -> a backtrader run -> a result.
 
-The cerebro: one `ArrayFeed` per ticker of the weights (total-return prices, see
-`strategies.feeds`), cheat-on-open (orders decided at the close of t are sized and filled at
-the open of t+1, see `strategies.portfolio`), no observers (``stdstats=False``), and
-backtrader's SharpeRatio analyzer on daily returns, annualised, risk-free rate 0.
+    run_portfolio_backtest   weights (date x ticker)   -> PortfolioStrategy -> BacktestResult
+    run_trading_backtest     one stock's signals       -> TradingStrategy   -> TradingResult
+
+Both share one set-up (`_cerebro`: the checks, the cash, one `ArrayFeed` per ticker on
+total-return prices, see `strategies.feeds`, no observers) and pass ``cost_bps`` to the
+strategy, which installs the commission itself (`SignalStrategy.start`). The portfolio
+cerebro is cheat-on-open (orders decided at the close of t fill at the open of t+1) and
+carries backtrader's SharpeRatio analyzer on daily returns, annualised, risk-free rate 0;
+the trading cerebro is cheat-on-close (orders fill at the decision day's close).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import backtrader as bt
 import numpy as np
@@ -16,10 +22,15 @@ import pandas as pd
 
 from storm_bt.data.panel import Panel
 from storm_bt.errors import StormBtError
+from storm_bt.trading.account import Action
+from strategies.base import SignalStrategy
 from strategies.feeds import panel_feeds
 from strategies.portfolio import PortfolioStrategy
+from strategies.trading import TradingStrategy
 
 log = logging.getLogger(__name__)
+
+Date = str | pd.Timestamp | None
 
 
 @dataclass(frozen=True)
@@ -43,8 +54,44 @@ class BacktestResult:
     cash: pd.Series
 
 
-def run_portfolio_backtest(panel: Panel, weights: pd.DataFrame,
-                           start: str | pd.Timestamp | None, end: str | pd.Timestamp | None,
+@dataclass(frozen=True)
+class TradingResult:
+    """What a single-stock trading backtest produced.
+
+    Attributes:
+        equity: V_t after each day's trade, at its close, on every bar.
+        returns: r_t = V_t / V_{t-1} - 1, V_{-1} = `cash`, on every bar.
+        values: [V_{-1}, V_0, ..., V_{N-1}] as an array (for `reports.trading_metrics`).
+        actions: executed action per bar (0 SELL, 1 HOLD, 2 BUY).
+        trades: fills (date = the decision day, ticker, size, price, commission).
+        cash: the initial cash V_{-1}.
+    """
+
+    equity: pd.Series
+    returns: pd.Series
+    values: np.ndarray
+    actions: pd.Series
+    trades: pd.DataFrame
+    cash: float
+
+
+def _cerebro(panel: Panel, tickers: list[str], start: Date, end: Date, cash: float,
+             strategy_cls: type, family: type[SignalStrategy], **cerebro_kwargs) -> bt.Cerebro:
+    """A cerebro with `cash` and one feed per ticker over [start, end], after the checks
+    both runners share."""
+    if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, family)):
+        raise StormBtError(f"strategy_cls {strategy_cls!r} must be a subclass of "
+                           f"{family.__name__}")
+    if not np.isfinite(cash) or cash <= 0:
+        raise StormBtError(f"cash {cash}: must be a positive number")
+    cerebro = bt.Cerebro(stdstats=False, **cerebro_kwargs)
+    cerebro.broker.setcash(float(cash))
+    for feed in panel_feeds(panel.select(tickers), start, end):
+        cerebro.adddata(feed)
+    return cerebro
+
+
+def run_portfolio_backtest(panel: Panel, weights: pd.DataFrame, start: Date, end: Date,
                            cash: float = 1_000_000.0, cost_bps: float = 10.0,
                            strategy_cls: type[PortfolioStrategy] = PortfolioStrategy,
                            **strategy_params) -> BacktestResult:
@@ -54,13 +101,9 @@ def run_portfolio_backtest(panel: Panel, weights: pd.DataFrame,
     row dated t is executed at the open of the first bar after t; rows after `end` are never
     used. Extra keyword arguments go to `strategy_cls` as params.
     """
-    if not (isinstance(strategy_cls, type) and issubclass(strategy_cls, PortfolioStrategy)):
-        raise StormBtError(f"strategy_cls {strategy_cls!r} must be a subclass of PortfolioStrategy")
     if not isinstance(weights, pd.DataFrame):
         raise StormBtError("weights must be a DataFrame (date x ticker), "
                            f"got {type(weights).__name__}")
-    if not np.isfinite(cash) or cash <= 0:
-        raise StormBtError(f"cash {cash}: must be a positive number")
     unknown = [str(c) for c in weights.columns if c not in panel.tickers]
     if unknown:
         raise StormBtError(f"weights: column(s) {', '.join(unknown[:10])} are not tickers of "
@@ -68,11 +111,8 @@ def run_portfolio_backtest(panel: Panel, weights: pd.DataFrame,
     tickers = [t for t in panel.tickers if t in weights.columns]
     if not tickers:
         raise StormBtError("weights has no columns: give one column per ticker to trade")
-
-    cerebro = bt.Cerebro(stdstats=False, cheat_on_open=True)
-    cerebro.broker.setcash(float(cash))
-    for feed in panel_feeds(panel.select(tickers), start, end):
-        cerebro.adddata(feed)
+    cerebro = _cerebro(panel, tickers, start, end, cash, strategy_cls, PortfolioStrategy,
+                       cheat_on_open=True)
     cerebro.addstrategy(strategy_cls, weights=weights, cost_bps=cost_bps, **strategy_params)
     cerebro.addanalyzer(bt.analyzers.SharpeRatio, _name="sharpe", timeframe=bt.TimeFrame.Days,
                         annualize=True, riskfreerate=0.0)
@@ -86,4 +126,30 @@ def run_portfolio_backtest(panel: Panel, weights: pd.DataFrame,
     log.info("backtest %s .. %s: %d tickers, %d rebalances, %d fills, final value %.2f",
              result.equity.index[0].date(), result.equity.index[-1].date(), len(tickers),
              len(result.turnover), len(result.trades), result.equity.iloc[-1])
+    return result
+
+
+def run_trading_backtest(panel: Panel, ticker: str, signals: pd.Series | pd.DataFrame | None,
+                         policy: Callable[[Any, float], Action] | None, start: Date, end: Date,
+                         cash: float = 1e5, cost_bps: float = 1.0,
+                         strategy_cls: type[TradingStrategy] = TradingStrategy,
+                         **strategy_params) -> TradingResult:
+    """Trade `ticker` of `panel` over [start, end] with `policy` on `signals`.
+
+    The feed is the ticker's total-return prices: orders execute at the adjusted close of
+    the decision day. Extra keyword arguments go to `strategy_cls` as params.
+    """
+    cerebro = _cerebro(panel, [ticker], start, end, cash, strategy_cls, TradingStrategy)
+    cerebro.broker.set_coc(True)
+    cerebro.addstrategy(strategy_cls, signals=signals, policy=policy, cost_bps=cost_bps,
+                        **strategy_params)
+    strategy = cerebro.run()[0]
+    equity = strategy.equity()
+    result = TradingResult(
+        equity=equity, returns=strategy.returns(),
+        values=np.concatenate([[float(cash)], equity.to_numpy()]),
+        actions=strategy.actions(), trades=strategy.trades(), cash=float(cash))
+    if len(equity):
+        log.debug("%s %s .. %s: %d fills, final value %.2f", ticker, equity.index[0].date(),
+                  equity.index[-1].date(), len(result.trades), equity.iloc[-1])
     return result

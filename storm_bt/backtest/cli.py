@@ -25,8 +25,22 @@ SUBCOMMANDS = {
 }
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr and exit status 2.
+
+    Flags are never abbreviated: ``factors --model X`` is an error, not ``--models X``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m storm_bt.backtest",
         description="storm_bt: backtests of factor models (STORM, baselines) with backtrader.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

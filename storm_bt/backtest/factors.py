@@ -1,136 +1,107 @@
 """Factor evaluation: every --models x --seeds fitted once, scored by IC on the test period.
 
-For each model and seed the predictor is fitted on the train range (valid range for early
-stopping) and predicts the next-day return of every ticker on each test date t from data up
-to t. Against the realised next-day returns r_{t+1}:
+The flags become a `storm_bt.experiments.FactorsConfig`; `run_factors` does the work (see
+`storm_bt.experiments.factors` for the maths); this module writes the files.
 
-    IC_t = Pearson(pred_t, r_t+1) across tickers    ICIR = mean_t IC_t / std_t IC_t
-    RankIC_t = Spearman(pred_t, r_t+1)              RankICIR = mean_t RankIC_t / std_t RankIC_t
-    Q5-Q1 = mean_t (mean return of the top score quintile - that of the bottom one)
-
-ICIR and RankICIR are daily ratios, not annualised (see `storm_bt.evaluation`).
-
-Outputs in --out: factors.csv (model,seed,IC,ICIR,RankIC,RankICIR,Q5_Q1,n_days,fit_seconds),
-factors.md (mean and standard deviation over seeds per model), daily_ic.csv (model, seed,
-date, IC, RankIC) and config.json.
+Outputs in --out: factors.csv (model, seed, IC, ICIR, RankIC, RankICIR, n_days, Q5_Q1,
+RankIC_vs_ref, t_vs_ref), factors.md (mean ± standard error over seeds per
+model, and each model's daily RankIC difference to STORM with a Newey-West t-statistic),
+daily_ic.csv (date, model, seed, IC, RankIC), config.json, and the factor tear sheets:
+factor_sheets.html linking, per model (its first seed), the daily IC / RankIC with a rolling
+mean, the IC histogram, mean and cumulative return by score quantile, the rank
+autocorrelation (turnover) and, for STORM, codebook usage (pictures in factor_sheets/).
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import time
-
-import pandas as pd
+from pathlib import Path
 
 from storm_bt.backtest import common
-from storm_bt.backtest.model_args import add_model_arguments, build_predictor
-from storm_bt.dataset import build_feature_set
-from storm_bt.errors import StormBtError
-from storm_bt.models import REGISTRY
+from storm_bt.experiments.factors import FactorsConfig, FactorsResult
+from storm_bt.models.registry import MODEL_NAMES
 
 log = logging.getLogger(__name__)
-
-#: Every model, in the order of the paper's factor table.
-ALL_MODELS = ["lightgbm", "lstm", "transformer", "factorvae", "storm-ts", "storm-cs", "storm"]
-#: Columns of factors.csv that are scores.
-SCORES = ["IC", "ICIR", "RankIC", "RankICIR", "Q5_Q1"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_data_arguments(parser)
-    add_model_arguments(parser)
+    common.add_model_arguments(parser, single_model=False)
     g = parser.add_argument_group("factors")
-    g.add_argument("--models", nargs="+", default=ALL_MODELS, metavar="MODEL",
-                   help=f"models to evaluate (default: all of {' '.join(ALL_MODELS)})")
-    g.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
-                   help="seeds per model (default: --seed alone)")
+    g.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES,
+                   metavar="MODEL",
+                   help=f"models to evaluate (default: all of {' '.join(MODEL_NAMES)})")
     g.add_argument("--quantiles", type=int, default=5,
                    help="score quantiles for the top-minus-bottom spread (default 5)")
-    common.add_run_arguments(parser)
+    common.add_refit_arguments(parser)
+    common.add_grid_arguments(parser)
+    common.add_run_arguments(parser, seeds=True)
 
 
-def evaluate(predictions: pd.DataFrame, realised: pd.DataFrame, n_quantiles: int) -> dict:
-    """The scores of one prediction frame (date x ticker) against realised returns."""
-    from storm_bt.evaluation import ic_summary, quantile_returns
-
-    realised = realised.reindex(index=predictions.index, columns=predictions.columns)
-    scores = ic_summary(predictions, realised)
-    spread = quantile_returns(predictions, realised, n_quantiles).spread
-    scores["Q5_Q1"] = float(spread.mean()) if len(spread) else float("nan")
-    return scores
+def config_from_args(args: argparse.Namespace) -> FactorsConfig:
+    if args.config:
+        return FactorsConfig.from_dict(common.recorded_config(args.config, "factors"))
+    return FactorsConfig(data=common.data_config(args), models=tuple(args.models),
+                         model_settings=common.model_settings(args), seeds=common.seeds(args),
+                         quantiles=args.quantiles, refit_every=args.refit_every,
+                         train_window=args.train_window)
 
 
-def summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Per model: 'mean ± std' of each score over seeds (std with ddof=1; '' for one seed)."""
-    rows = {}
-    for model, group in table.groupby("model", sort=False):
-        row = {}
-        for col in SCORES:
-            mean, std = group[col].mean(), group[col].std(ddof=1)
-            row[col] = f"{mean:.4f}" + (f" ± {std:.4f}" if len(group) > 1 else "")
-        row["seeds"] = len(group)
-        rows[model] = row
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+def markdown(result: FactorsResult) -> str:
+    """The printed report: the score table and the paired comparison with STORM."""
+    from reports.tables import factor_summary, markdown as to_markdown
+
+    test_start, test_end = result.split.test
+    seeds = " ".join(map(str, result.config.seeds))
+    text = (f"Factor evaluation, test period {test_start.date()} .. {test_end.date()}, "
+            f"{len(result.panel.tickers)} tickers, seeds {seeds} "
+            f"(mean ± standard error over seeds)\n\n"
+            f"{to_markdown(factor_summary(result.table, spread='se'))}\n")
+    if len(result.comparison):
+        comp = result.comparison.set_index("model")
+        comp = comp.assign(RankIC_diff=comp["RankIC_diff"].map("{:+.4f}".format),
+                           se_NW=comp["se_NW"].map("{:.4f}".format),
+                           t_NW=comp["t_NW"].map("{:+.2f}".format))
+        text += (f"\nDaily RankIC minus STORM's (seed-averaged, same days), Newey-West standard "
+                 f"error and t-statistic (|t| > 2: a difference at about the 5% level)\n\n"
+                 f"{to_markdown(comp)}\n")
+    return text
+
+
+def write_outputs(result: FactorsResult, out: Path) -> str:
+    from reports import atomic_write_csv, atomic_write_json, atomic_write_text, staged_outputs
+    from reports.factor_sheet import write_factor_index, write_factor_sheet
+    from storm_bt.experiments.record import run_record
+
+    text = markdown(result)
+    daily = result.daily.copy()
+    daily["date"] = daily["date"].dt.strftime("%Y-%m-%d")
+    with staged_outputs(out) as stage:  # all files appear together, or none
+        atomic_write_csv(result.table, stage / "factors.csv", index=False)
+        atomic_write_csv(daily, stage / "daily_ic.csv", index=False)
+        atomic_write_text(stage / "factors.md", text)
+        sheets = [write_factor_sheet(stage, model, predictions,
+                                     result.realised.reindex(index=predictions.index,
+                                                             columns=predictions.columns),
+                                     code_usage=result.code_usage.get(model),
+                                     n_quantiles=result.config.quantiles)
+                  for model, predictions in result.predictions.items()]
+        write_factor_index(stage, sheets)
+        atomic_write_json(run_record("factors", result.config, result.panel, result.split,
+                                     models=result.model_configs,
+                                     task_seconds=result.task_seconds,
+                                     seconds=round(result.seconds, 1)),
+                          stage / "config.json")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
-    from reports import atomic_write_csv, atomic_write_json, atomic_write_text, staged_outputs
-    from storm_bt.evaluation import daily_ic, daily_rank_ic
+    from storm_bt.experiments.factors import run_factors
 
-    started = time.perf_counter()
-    unknown = [m for m in args.models if m not in REGISTRY]
-    if unknown:
-        raise StormBtError(f"--models: unknown model {unknown[0]!r}; choose from "
-                           f"{', '.join(sorted(REGISTRY))}")
-    if args.quantiles < 2:
-        raise StormBtError(f"--quantiles {args.quantiles}: use at least 2")
-    seeds = args.seeds or [args.seed]
-    panel, split = common.load_data(args)
-    if len(panel.tickers) < args.quantiles:
-        raise StormBtError(f"{panel.source}: {len(panel.tickers)} tickers cannot fill "
-                           f"{args.quantiles} quantiles; lower --quantiles")
+    config = config_from_args(args)
     out = common.run_folder(args, "factors")
-    panel = panel.until(split.test_end)  # nothing after the test period is ever read
-    test_start, test_end = split.test
-    data = build_feature_set(panel)
-    realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
-
-    rows, daily, configs = [], [], {}
-    for model in args.models:
-        for seed in seeds:
-            common.seed_everything(seed)
-            args.seed = seed
-            predictor = build_predictor(args, model)
-            log.info("%s seed %d: fitting on %s .. %s", model, seed, *[d.date() for d in split.train])
-            t0 = time.perf_counter()
-            predictor.fit(data, split)
-            predictions = predictor.predict(data, test_start, test_end)
-            scores = evaluate(predictions, realised, args.quantiles)
-            rows.append({"model": model, "seed": seed, **scores,
-                         "fit_seconds": round(time.perf_counter() - t0, 1)})
-            configs[model] = predictor.config()
-            real = realised.reindex(index=predictions.index, columns=predictions.columns)
-            daily.append(pd.DataFrame({"model": model, "seed": seed,
-                                       "IC": daily_ic(predictions, real),
-                                       "RankIC": daily_rank_ic(predictions, real)}))
-            log.info("%s seed %d: IC %.4f ICIR %.4f RankIC %.4f RankICIR %.4f", model, seed,
-                     scores["IC"], scores["ICIR"], scores["RankIC"], scores["RankICIR"])
-
-    table = pd.DataFrame(rows)
-    summary = summary_table(table)
-    daily_frame = pd.concat(daily).rename_axis("date").reset_index()
-    daily_frame["date"] = daily_frame["date"].dt.strftime("%Y-%m-%d")
-    markdown = (f"Factor evaluation, test period {test_start.date()} .. {test_end.date()}, "
-                f"{len(panel.tickers)} tickers, seeds {' '.join(map(str, seeds))} "
-                f"(mean ± std over seeds)\n\n{summary.to_markdown()}\n")
-    with staged_outputs(out) as stage:  # all files appear together, or none
-        atomic_write_csv(table, stage / "factors.csv", index=False)
-        atomic_write_csv(daily_frame, stage / "daily_ic.csv", index=False)
-        atomic_write_text(stage / "factors.md", markdown)
-        atomic_write_json(common.run_record(args, "factors", panel, split, models=configs,
-                                            seeds=seeds,
-                                            seconds=round(time.perf_counter() - started, 1)),
-                          stage / "config.json")
-    print(markdown)
+    result = run_factors(config, common.grid_settings(args))
+    text = write_outputs(result, out)
+    print(text)
     log.info("wrote %s", out)
     return 0

@@ -15,23 +15,23 @@ accounting (see storm_bt.trading). Metrics: APY = (V_N/V_0)^(252/N) - 1, CW = V_
 CR = APY/MDD, ASR = annualised Sharpe of daily returns, MDD from the initial value,
 AVO = annualised volatility of daily returns; mean (± std) over --seeds.
 
+The flags become a `storm_bt.experiments.trading_table.TradingTableConfig`;
+`run_trading_table` does the work; this module writes the files.
+
 Outputs in --out: trading.csv (model,ticker,seed,APY,CW,CR,ASR,MDD,AVO; fractions),
 trading.md (the two tables with the Improvement(%) row), equity.csv (model, ticker, seed,
 date, value, action), tearsheet_<TICKER>_<model>.html (first seed; benchmark: the stock
-itself) and config.json.
+itself) and config.json (rerun it with --config).
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import time
-
-import pandas as pd
+from pathlib import Path
 
 from storm_bt.backtest import common
-from storm_bt.backtest.model_args import add_model_arguments, predictor_kwargs
-from storm_bt.errors import StormBtError
-from storm_bt.trading.table import ALL_MODELS, PAPER_TICKERS, TIMESTEPS
+from storm_bt.experiments.trading_table import TradingTableConfig, TradingTableResult
+from storm_bt.trading.rows import LABELS, PAPER_TICKERS, TABLE_MODELS, TIMESTEPS
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action.dest == "tickers":
             action.help = (f"the stocks to trade (default: those of {' '.join(PAPER_TICKERS)} "
                            "in the data); the models are fitted on the whole --universe")
-    add_model_arguments(parser)
-    for action in parser._actions:  # one model per run does not apply: --models below
-        if action.dest == "model":
-            action.help = argparse.SUPPRESS
+    common.add_model_arguments(parser, single_model=False)
     g = parser.add_argument_group("trading")
     g.add_argument("--universe", nargs="+", metavar="TICKER",
                    help="the tickers the predictors are fitted on (default: all in the data; "
                         "the traded --tickers are always included)")
-    g.add_argument("--models", nargs="+", default=list(ALL_MODELS), metavar="MODEL",
-                   help=f"rows of the table (default: all of {' '.join(ALL_MODELS)})")
-    g.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
-                   help="one run of every model per seed (default: --seed alone)")
+    g.add_argument("--models", nargs="+", default=list(TABLE_MODELS), metavar="MODEL",
+                   help=f"rows of the table (default: all of {' '.join(TABLE_MODELS)})")
     g.add_argument("--timesteps", type=int, metavar="N",
                    help="environment steps per RL agent (default per --preset: " + "; ".join(
                        f"{p}: " + ", ".join(f"{a} {n}" for a, n in t.items())
@@ -69,92 +64,75 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "position-blind, as the official code)")
     g.add_argument("--no-tearsheets", action="store_true",
                    help="skip the quantstats tear sheets (a few seconds each)")
-    common.add_run_arguments(parser)
+    common.add_run_arguments(parser, seeds=True)
 
 
-def _load(args: argparse.Namespace):
-    """(panel of the universe cut at the test end, split, traded tickers)."""
-    from storm_bt.data import load_panel
-    from storm_bt.dataset import make_split
-
-    panel = load_panel(args.data, None)
-    tickers = list(dict.fromkeys(args.tickers)) if args.tickers else \
-        [t for t in PAPER_TICKERS if t in panel.tickers]
-    if not tickers:
-        raise StormBtError(f"{panel.source}: none of the paper's tickers "
-                           f"{' '.join(PAPER_TICKERS)} is in the data; pass --tickers")
-    panel.select(tickers)  # unknown traded tickers fail here, naming them
-    if args.universe:  # in the data's order, so the model checkpoints match other runs
-        panel.select(args.universe)  # unknown tickers fail here, naming them
-        wanted = {*args.universe, *tickers}
-        panel = panel.select([t for t in panel.tickers if t in wanted])
-    if len(panel.tickers) < 2:
-        raise StormBtError(f"{panel.source}: the models need at least 2 tickers in the "
-                           f"universe, got {len(panel.tickers)}")
-    split = make_split(panel.dates, args.train_start, args.valid_start, args.test_start,
-                       args.test_end)
-    return panel.until(split.test_end), split, tickers
+def config_from_args(args: argparse.Namespace) -> TradingTableConfig:
+    """The run's config: from --config FILE, else from the flags (validated here)."""
+    if args.config:
+        return TradingTableConfig.from_dict(common.recorded_config(args.config, "trading"))
+    return TradingTableConfig(
+        data=common.data_config(args),
+        universe=tuple(args.universe) if args.universe else None,
+        models=tuple(args.models), seeds=common.seeds(args),
+        model_settings=common.model_settings(args), timesteps=args.timesteps, cash=args.cash,
+        cost_bps=args.cost_bps, threshold=args.threshold, with_position=args.with_position)
 
 
-def run(args: argparse.Namespace) -> int:
+def markdown(result: TradingTableResult) -> str:
+    """trading.md: a line on the run, then both tables (`reports.tables.trading_markdown`)."""
+    from reports.tables import trading_markdown
+
+    config = result.config
+    test_start, test_end = result.split.test
+    head = (f"Single-stock trading, test period {test_start.date()} .. {test_end.date()}, "
+            f"cost {config.cost_bps:g} bp, cash {config.cash:g}, "
+            f"seeds {' '.join(map(str, config.seeds))}, "
+            f"preset {config.model_settings.preset}; mean ± std over seeds; APY, MDD, AVO in %; "
+            f"Improvement(%) = STORM vs the best baseline (positive = STORM better)")
+    return f"{head}\n\n{trading_markdown(result.table)}"
+
+
+def write_outputs(result: TradingTableResult, out: Path, tearsheets: bool = True) -> str:
+    """Every output file of a trading run, staged: all appear together, or none. Returns
+    the Markdown of trading.md."""
     from reports import (atomic_write_csv, atomic_write_json, atomic_write_text,
                          staged_outputs, write_tearsheet)
-    from storm_bt.dataset import build_feature_set
-    from storm_bt.models import make_predictor
-    from storm_bt.trading.table import (LABELS, TableConfig, TradingTable, check_tickers,
-                                        long_table, tables_markdown)
+    from storm_bt.experiments.record import run_record
 
-    started = time.perf_counter()
-    seeds = args.seeds or [args.seed]
-    panel, split, tickers = _load(args)
-    config = TableConfig(models=tuple(dict.fromkeys(args.models)), tickers=tuple(tickers),
-                         seeds=tuple(seeds), preset=args.preset, timesteps=args.timesteps,
-                         cash=args.cash, cost_bps=args.cost_bps, threshold=args.threshold,
-                         with_position=args.with_position)
-    check_tickers(panel, split, config.tickers)
-    out = common.run_folder(args, "trading")
-
-    def factory(model: str, seed: int):
-        args.seed = seed
-        return make_predictor(model, **predictor_kwargs(args, model))
-
-    log.info("features for %d tickers x %d days", len(panel.tickers), len(panel.dates))
-    data = build_feature_set(panel)
-    table = TradingTable(panel, data, split, config, factory)
-    runs = table.run()
-
-    frame = long_table(runs)
-    test_start, test_end = split.test
-    head = (f"Single-stock trading, test period {test_start.date()} .. {test_end.date()}, "
-            f"cost {args.cost_bps:g} bp, cash {args.cash:g}, seeds {' '.join(map(str, seeds))}, "
-            f"preset {args.preset}; mean ± std over seeds; APY, MDD, AVO in %; "
-            f"Improvement(%) = STORM vs the best baseline (positive = STORM better)")
-    markdown = f"{head}\n\n{tables_markdown(frame)}"
-    equity = pd.concat([
-        pd.DataFrame({"model": r.model, "ticker": r.ticker, "seed": r.seed,
-                      "date": r.result.equity.index.strftime("%Y-%m-%d"),
-                      "value": r.result.equity.to_numpy(),
-                      "action": r.result.actions.to_numpy()}) for r in runs])
-    with staged_outputs(out) as stage:  # all files appear together, or none
-        atomic_write_csv(frame, stage / "trading.csv", index=False)
-        atomic_write_csv(equity, stage / "equity.csv", index=False)
-        atomic_write_text(stage / "trading.md", markdown)
-        if not args.no_tearsheets:
-            adj = panel.field("adj_close").loc[test_start:test_end]
-            for r in runs:
-                if r.seed != seeds[0]:
-                    continue
+    text = markdown(result)
+    test_start, test_end = result.split.test
+    with staged_outputs(out) as stage:
+        atomic_write_csv(result.table, stage / "trading.csv", index=False)
+        atomic_write_csv(result.equity(), stage / "equity.csv", index=False)
+        atomic_write_text(stage / "trading.md", text)
+        if tearsheets:
+            adj = result.panel.field("adj_close").loc[test_start:test_end]
+            first_seed = result.config.seeds[0]
+            for r in (r for r in result.runs if r.seed == first_seed):
                 stock = adj[r.ticker].pct_change().fillna(0.0).rename(f"{r.ticker} (hold)")
                 write_tearsheet(r.result.returns.rename(LABELS[r.model]), stock,
                                 stage / f"tearsheet_{r.ticker}_{r.model}.html",
                                 title=f"storm_bt trading: {LABELS[r.model]} on {r.ticker}")
-        elapsed = time.perf_counter() - started
-        atomic_write_json(common.run_record(
-            args, "trading", panel, split, traded=tickers, table=config.as_dict(),
-            models=table.predictor_configs,
-            fit_seconds={f"{m}/{s}": round(v, 1) for (m, s), v in table.fit_seconds.items()},
-            model_seconds={f"{m}/{s}": round(v, 1) for (m, s), v in table.model_seconds.items()},
-            seconds=round(elapsed, 1)), stage / "config.json")
-    print(markdown)
-    log.info("wrote %s (%.0f s)", out, elapsed)
+        config = result.config
+        atomic_write_json(run_record(
+            "trading", config, result.panel, result.split, traded=list(result.traded),
+            resolved={"threshold": config.resolved_threshold(), "cost": config.cost,
+                      "timesteps": config.agent_timesteps()},
+            models=result.predictor_configs,
+            fit_seconds={k: round(v, 1) for k, v in result.fit_seconds.items()},
+            model_seconds={k: round(v, 1) for k, v in result.model_seconds.items()},
+            seconds=round(result.seconds, 1)), stage / "config.json")
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from storm_bt.experiments.trading_table import run_trading_table
+
+    config = config_from_args(args)
+    out = common.run_folder(args, "trading")
+    result = run_trading_table(config)
+    text = write_outputs(result, out, tearsheets=not args.no_tearsheets)
+    print(text)
+    log.info("wrote %s (%.0f s)", out, result.seconds)
     return 0

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from storm_bt.data.dates import parse_date_column
 from storm_bt.data.panel import Panel
 from storm_bt.errors import StormBtError
 
@@ -48,13 +49,17 @@ def load_benchmark(spec: str, panel: Panel) -> pd.Series:
             raise StormBtError(f"{path}: holds {len(tickers)} tickers; name one as {path}:TICKER "
                                f"(e.g. {path}:{tickers[0]})")
         ticker = str(tickers[0])
+    frame["date"] = parse_date_column(frame["date"], str(path), lambda i: f"line {i + 2}: ")
     rows = frame[frame["ticker"].astype(str) == ticker]
     if rows.empty:
         raise StormBtError(f"{path}: no rows for ticker {ticker!r} "
                            f"(tickers: {', '.join(map(str, frame['ticker'].unique()[:10]))})")
     price_col = "adj_close" if "adj_close" in rows and rows["adj_close"].notna().all() else "close"
-    prices = pd.Series(rows[price_col].to_numpy(float), index=pd.to_datetime(rows["date"]))
+    prices = pd.Series(rows[price_col].to_numpy(float), index=pd.DatetimeIndex(rows["date"]))
     prices = prices.sort_index()
+    if prices.index.has_duplicates:
+        day = prices.index[prices.index.duplicated()][0]
+        raise StormBtError(f"{path}: two rows for {ticker} on {day.date()}; keep one per date")
     if not (prices > 0).all():
         raise StormBtError(f"{path}: non-positive or missing {price_col} for {ticker}")
     on_calendar = prices.reindex(panel.dates)

@@ -7,16 +7,22 @@ Sources:
   ``date,ticker,open,high,low,close,adj_close,volume`` (the format of ``shared/data``);
 - a folder of per-ticker CSVs as Yahoo Finance exports them
   (``Date,Open,High,Low,Close,Adj Close,Volume``; the file name is the ticker);
-- a pandas DataFrame: long (with a ``ticker`` column) or wide (date index, one column of
-  adjusted close per ticker).
+- a pandas DataFrame: long (with a ``ticker`` column), wide (date index, one column of
+  adjusted close per ticker, NaN where a stock has no price) or with yfinance-style
+  MultiIndex columns (see `storm_bt.data.frames`).
+
+Each file's dates are in one format, detected from its values (`storm_bt.data.dates`), and
+row order carries no information (rows are sorted by ticker, date).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from storm_bt.data.frames import long_from_frame
 from storm_bt.data.panel import Panel, panel_from_long
 from storm_bt.data.validate import validate_long
 from storm_bt.errors import StormBtError
@@ -59,19 +65,8 @@ def load_embedded() -> Panel:
 
 
 def panel_from_frame(frame: pd.DataFrame, source: str) -> Panel:
-    """A panel from a long frame (has a ``ticker`` column) or a wide one (date x ticker
-    adjusted close)."""
-    cols = {str(c).strip().lower() for c in frame.columns}
-    if "ticker" in cols:
-        long = frame
-    else:
-        wide = frame.copy()
-        wide.index = wide.index.rename("date")
-        long = (wide.reset_index()
-                .melt(id_vars="date", var_name="ticker", value_name="adj_close")
-                .sort_values(["ticker", "date"], kind="stable"))
-        long["close"] = long["adj_close"]
-    return panel_from_long(validate_long(long, source), source)
+    """A panel from a long, wide or yfinance-style frame (see `storm_bt.data.frames`)."""
+    return panel_from_long(long_from_frame(frame, source), source)
 
 
 def load_long_file(path: Path) -> Panel:
@@ -100,7 +95,12 @@ YAHOO_COLUMNS = {"Date": "date", "Open": "open", "High": "high", "Low": "low",
 
 
 def load_yahoo_folder(folder: Path) -> Panel:
-    """A folder of per-ticker Yahoo Finance CSVs; each file name (without .csv) is a ticker."""
+    """A folder of per-ticker Yahoo Finance CSVs; each file name (without .csv) is a ticker.
+
+    Yahoo writes ``null`` in every field of a day it has no price for: such a row is a
+    missing day (the panel forward-fills and masks it), not an error. A row with only some
+    fields missing is an error naming its line.
+    """
     files = sorted(p for p in folder.iterdir() if p.name.lower().endswith((".csv", ".csv.gz")))
     if not files:
         raise StormBtError(f"{folder}: no .csv files in this folder; put one Yahoo CSV per ticker there")
@@ -118,6 +118,15 @@ def load_yahoo_folder(folder: Path) -> Panel:
             )
         frame = frame.rename(columns=YAHOO_COLUMNS)
         frame.insert(1, "ticker", path.name.split(".csv")[0].upper())
-        parts.append(validate_long(frame, str(path), line_offset=2))
+        fields = [c for c in YAHOO_COLUMNS.values() if c in frame.columns and c != "date"]
+        no_price = frame[fields].isna().all(axis=1).to_numpy()
+        if no_price.any():
+            log.info("%s: %d row(s) without any price (Yahoo 'null'), read as missing days",
+                     path, int(no_price.sum()))
+        if no_price.all():
+            raise StormBtError(f"{path}: no row has a price; drop the file")
+        lines = np.flatnonzero(~no_price) + 2  # the header is line 1
+        parts.append(validate_long(frame[~no_price], str(path), line_offset=lines))
     long = pd.concat(parts, ignore_index=True)
     return panel_from_long(long, str(folder))
+

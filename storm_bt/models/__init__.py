@@ -1,29 +1,16 @@
-"""Predictors behind one interface (`Predictor`) and the `--model` registry."""
+"""Predictors behind one interface (`Predictor`) and the model registry.
+
+- `storm_bt.models.base`: the `Predictor` interface (fit on train, predict a date x ticker frame).
+- `storm_bt.models.registry`: model name -> class, label and presets; `make_predictor`.
+- `storm_bt.models.neural`: the torch predictor, training loop and batches.
+- `storm_bt.models.baselines`: LightGBM, LSTM, Transformer, FactorVAE.
+- `storm_bt.models.storm`: STORM and its ablations.
+"""
 from __future__ import annotations
 
-from storm_bt.errors import StormBtError
 from storm_bt.models.base import Predictor
+from storm_bt.models.registry import (MODEL_NAMES, MODELS, NEURAL_MODELS, PRESET_NAMES, ModelSettings,
+                                      ModelSpec, make_predictor, model_presets, model_spec)
 
-#: name -> "module:Class" (imported lazily so torch loads only when a torch model is used).
-REGISTRY: dict[str, str] = {
-    "lightgbm": "storm_bt.models.lightgbm_model:LightGBMPredictor",
-    "lstm": "storm_bt.models.lstm:LSTMPredictor",
-    "transformer": "storm_bt.models.transformer:TransformerPredictor",
-    "factorvae": "storm_bt.models.factorvae:FactorVAEPredictor",
-    "storm": "storm_bt.models.storm_predictor:StormPredictor",
-    "storm-ts": "storm_bt.models.storm_predictor:StormTSPredictor",
-    "storm-cs": "storm_bt.models.storm_predictor:StormCSPredictor",
-}
-
-
-def make_predictor(name: str, **kwargs) -> Predictor:
-    """Build the predictor registered as `name` with keyword settings."""
-    import importlib
-
-    if name not in REGISTRY:
-        raise StormBtError(f"unknown model {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
-    module, cls = REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
-
-
-__all__ = ["REGISTRY", "Predictor", "make_predictor"]
+__all__ = ["MODELS", "MODEL_NAMES", "NEURAL_MODELS", "PRESET_NAMES", "ModelSettings", "ModelSpec",
+           "Predictor", "make_predictor", "model_presets", "model_spec"]

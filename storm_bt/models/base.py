@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import pandas as pd
 
-from storm_bt.dataset import FeatureSet, Split
+from storm_bt.features.dataset import FeatureSet, Split
 
 
 class Predictor(ABC):

@@ -13,8 +13,8 @@ same price p_t, so a trade changes V_t only by its commission.
 
 The cash is updated in two subtractions (traded value, then commission) as backtrader's
 broker does, so the two engines agree to the last bits. This module is shared by the
-gymnasium environment (`storm_bt.trading.env`) and the backtrader strategy
-(`strategies.trading`), and knows neither.
+gymnasium environment (`storm_bt.trading.env`), the policies (`storm_bt.trading.policies`)
+and the backtrader strategy (`strategies.trading`), and knows none of them.
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ class ObservationBuilder:
     obs = [state, 1{shares > 0}]         (with_position=True)
 
     NaN/inf entries of the state become 0. The same builder is used by the environment in
-    training and by `strategies.trading.RLPolicy` in backtrader, so both see the same input.
+    training and by `storm_bt.trading.policies.RLPolicy` in backtrader, so both see the same input.
     """
 
     with_position: bool = False
@@ -112,3 +112,8 @@ def continuous_to_action(value: float | np.ndarray) -> Action:
     if a > 1.0 / 3.0:
         return Action.BUY
     return Action.HOLD
+
+
+def discrete_to_action(value: int | np.ndarray) -> Action:
+    """A discrete action (0, 1, 2; PPO, DQN), possibly in an array, as an `Action`."""
+    return Action(int(np.asarray(value).ravel()[0]))

@@ -33,8 +33,10 @@ import gymnasium as gym
 import numpy as np
 
 from storm_bt.errors import StormBtError
-from storm_bt.trading.account import Action, ObservationBuilder, continuous_to_action
+from storm_bt.trading.account import (Action, ObservationBuilder, continuous_to_action,
+                                      discrete_to_action)
 from storm_bt.trading.env import TradingEnv
+from storm_bt.trading.policies import RLPolicy
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +119,13 @@ class TrainedAgent:
     action_map: Callable[[Any], Action]
     config: AgentConfig
 
+    def policy(self) -> RLPolicy:
+        """The greedy policy, for the environment and for backtrader alike."""
+        return RLPolicy(self.model, self.builder, self.action_map)
+
     def act(self, state: np.ndarray, shares: float) -> Action:
-        """The greedy action for a state and position (what `RLPolicy` does in backtrader)."""
-        action, _ = self.model.predict(self.builder(state, shares), deterministic=True)
-        return self.action_map(action)
-
-
-def _discrete(action) -> Action:
-    return Action(int(np.asarray(action).ravel()[0]))
+        """The greedy action for a state and position."""
+        return self.policy()(state, shares)
 
 
 def make_env(states: np.ndarray, prices: np.ndarray, config: AgentConfig, cash: float,
@@ -145,7 +146,7 @@ def train_agent(states: np.ndarray, prices: np.ndarray, config: AgentConfig,
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from storm_bt.models.training import torch_threads
+    from storm_bt.runtime import torch_threads
 
     c = config
     policy_kwargs = {"net_arch": list(c.net_arch)}
@@ -181,7 +182,7 @@ def train_agent(states: np.ndarray, prices: np.ndarray, config: AgentConfig,
                         learning_starts=min(c.learning_starts, c.timesteps // 2),
                         train_freq=c.sac_train_freq, **common)
         model.learn(total_timesteps=c.timesteps, progress_bar=False)
-    action_map = continuous_to_action if c.algo == "sac" else _discrete
+    action_map = continuous_to_action if c.algo == "sac" else discrete_to_action
     return TrainedAgent(model, ObservationBuilder(c.with_position), action_map, c)
 
 

@@ -22,8 +22,9 @@ Where this differs from the official script (documented choices):
   `strategies.trading.TradingStrategy` reports for the same actions. The official loop
   stops 32 days before the period end; here the whole period is traded.
 
-`rollout(env, policy)` runs a `policy(signal, position) -> Action` (the same objects
-`strategies.trading` executes in backtrader) through the environment and returns the values.
+`rollout(env, policy)` runs a `policy(signal, position) -> Action` (`storm_bt.trading.policies`,
+the same objects `strategies.trading` executes in backtrader) through the environment and
+returns the values.
 """
 from __future__ import annotations
 

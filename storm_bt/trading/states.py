@@ -17,7 +17,8 @@ STORM-w/o-CS (ts) and STORM-w/o-TS (cs). The official state flattens all (80, 51
 keeps the newest, which an MLP policy can learn from in the CPU budget.
 
 Both kinds are then standardised per column with the mean and standard deviation of the
-RL training range only (`standardise`), and clipped to [-5, 5].
+RL training range only (`standardise`), and clipped to [-5, 5]; `training_arrays` pairs
+them with the stock's adjusted closes on its real trading days for `TradingEnv`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from storm_bt.dataset import FeatureSet
+from storm_bt.data.panel import Panel
+from storm_bt.features.dataset import FeatureSet
 from storm_bt.errors import StormBtError
 
 log = logging.getLogger(__name__)
@@ -109,3 +111,16 @@ def standardise(states: pd.DataFrame, fit_start, fit_end) -> pd.DataFrame:
     values = (states.to_numpy(dtype=np.float64) - np.nan_to_num(mean)) / std
     values = np.clip(np.nan_to_num(values, nan=0.0), -CLIP, CLIP).astype(np.float32)
     return pd.DataFrame(values, index=states.index, columns=states.columns)
+
+
+def training_arrays(states: pd.DataFrame, panel: Panel, ticker: str, start, end
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(states (N, d) float32, adjusted closes (N,)) on the ticker's real trading days in
+    [start, end] whose state is complete: what `TradingEnv` trains on."""
+    s = panel.tickers.index(ticker)
+    rows = (panel.dates >= pd.Timestamp(start)) & (panel.dates <= pd.Timestamp(end)) \
+        & panel.mask[:, s]
+    frame = states.reindex(panel.dates[rows])
+    keep = frame.notna().all(axis=1).to_numpy()
+    prices = panel.array("adj_close")[rows, s]
+    return frame.to_numpy(dtype=np.float32)[keep], prices[keep]

@@ -1,14 +1,19 @@
 """STORM configuration: one dataclass, one place for defaults, named presets.
 
-Shapes follow from the fields (STORM_SPEC sections 2 and 11):
+Shapes follow from the fields (STORM_SPEC sections 2 and 11, with the issue-9 layout):
 
-    CS tokens  L_cs = T                      (one token per day: all stocks x stem features)
-    TS tokens  L_ts = (T / p_t) * S          (one token per stock and block of p_t days,
-                                              time-major: index j*S + s)
-    factor tokens M = L_cs + L_ts, factor width D = 2 d   (Phi = [z || q])
+    CS tokens  L_cs = T            one token per day, a pooled summary of all stocks
+    TS tokens  L_ts = T / p_t      per stock: each stock's own sequence of p_t-day blocks
+                                   (stocks fold into the batch; `factors` lays them out
+                                   time-major, index j*S + s, as before)
+    market (factor) tokens M = [L_cs] + [L_ts]   (CS day tokens, TS tokens pooled over
+                                   stocks), factor width D = 2 d  (Phi = [z || q])
 
-Defaults are the "fixed" resolutions of STORM_SPEC section 10; the `parity` preset
-reproduces the official code's behaviour where a switch exists (D1, D2, D4, D6).
+No parameter has a size that depends on the number of stocks S, so cost and memory are
+linear in S and a model trained on a subset of stocks predicts for all of them.
+Defaults are the "fixed" resolutions of STORM_SPEC section 10 plus the issue-9 decisions
+(README, decisions list); the `parity` preset restores the official code's loss weights
+and quirks where a switch exists (D2, D4, D6, D21, the sample-MSE return loss).
 Presets are frozen instances: derive variants with `dataclasses.replace` or `with_data`.
 """
 from __future__ import annotations
@@ -20,11 +25,13 @@ from storm_bt.errors import StormBtError
 
 _CHOICES = {
     "branches": ("both", "ts", "cs"),
-    "fusion": ("none", "crossvit"),
+    "fusion": ("none", "cross"),
     "codebook_update": ("ema", "grad"),
-    "diversity": ("fixed", "parity"),
+    "diversity": ("scaled", "fixed", "parity"),
     "clip_mode": ("mean", "token0"),
     "label_norm": ("none", "cs_zscore"),
+    "ret_loss": ("mse", "nll", "sample"),
+    "recon_reduction": ("mean", "sum"),
 }
 
 
@@ -32,7 +39,7 @@ _CHOICES = {
 class StormConfig:
     """Every setting of the STORM dual VQ-VAE factor model."""
 
-    # data
+    # data (n_stocks sizes nothing: it only records the universe the model was built for)
     n_stocks: int = 29
     n_features: int = 152
     n_price: int = 5
@@ -43,7 +50,7 @@ class StormConfig:
 
     # patching and transformers
     ts_patch: int = 8
-    cs_stem: int = 16              # Linear(F -> cs_stem) before CS patching; 0 = no stem
+    cs_stem: int = 16              # per-stock Linear(F -> cs_stem) before pooling; 0 = none
     d_model: int = 64
     enc_depth: int = 2
     dec_depth: int = 1
@@ -51,24 +58,26 @@ class StormConfig:
     mlp_ratio: float = 4.0
     branches: str = "both"         # "ts" = STORM-w/o-CS ablation, "cs" = CS only
 
-    # D1: cross-branch fusion between encoders and quantisers
+    # D1: cross-branch fusion between encoders and quantisers (linear in S)
     fusion: str = "none"
-    fusion_depth: int = 2          # MultiScaleEncoder layers
-    fusion_self_depth: int = 2     # per-branch transformer depth inside a layer
-    fusion_cross_depth: int = 2    # token-0 cross-attention depth inside a layer
+    fusion_depth: int = 1
     fusion_heads: int = 4
-    fusion_dim_head: int = 8
-    fusion_mlp_dim: int = 256
 
     # vector quantiser
     codebook_size: int = 128
     code_dim: int = 0              # 0 = d_model (no projection, as the official model)
     ema_decay: float = 0.99
     codebook_update: str = "ema"   # D5
-    dead_code_threshold: float = 0.0   # > 0: reset codes whose EMA count falls below it
+    #: reset codes whose EMA count (assignments per batch) falls below this; 0 = never
+    dead_code_threshold: float = 1.0
+    #: also reset codes no token chose in this many training steps; 0 = never
+    dead_code_idle_steps: int = 20
+    #: z and the codes on the sphere of radius sqrt(dim) (cosine lookup)
+    normalize_codes: bool = True
     orth_max_codes: int = 512
-    diversity: str = "fixed"       # D6
-    diversity_temperature: float = 1.0
+    #: "scaled": p = softmax(-d^2 / (tau * gap)), gap = mean_k d^2 - min_k d^2 (detached)
+    diversity: str = "scaled"      # D6
+    diversity_temperature: float = 0.1
 
     # factor head
     factor_hidden: int = 0         # 0 = D = 2 d_model
@@ -82,12 +91,19 @@ class StormConfig:
     clip_mode: str = "mean"        # D2
     clip_temperature: float = 1.0  # D3: logits scaled by exp(clip_temperature)
     clip_weight: float = 1e-3
-    recon_weight: float = 1e-3
-    recon_cs_scale: float = 1e-3   # extra factor on the CS reconstruction (both branches)
+    recon_reduction: str = "mean"  # "sum": per-sample SSE (official)
+    recon_weight: float = 0.1
+    recon_cs_scale: float = 1.0    # extra factor on the CS reconstruction (both branches)
     kl_weight: float = 0.1
-    ret_weight: float = 0.1
+    #: posterior return fit: "mse" of mu_y, Gaussian "nll", or the official "sample" MSE
+    ret_loss: str = "mse"
+    ret_weight: float = 1.0
+    #: MSE of the prior (prediction-path) mu_y against the label
+    pred_weight: float = 1.0
+    #: 1 - mean daily Pearson correlation of the prior mu_y with the label
+    ic_weight: float = 0.0
     price_weight: float = 0.1
-    label_norm: str = "none"       # D21
+    label_norm: str = "cs_zscore"  # D21
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -95,7 +111,8 @@ class StormConfig:
                 raise StormBtError(f"StormConfig.{name}={getattr(self, name)!r}: "
                                    f"choose one of {', '.join(allowed)}")
         positive = ("n_stocks", "n_features", "n_price", "history", "ts_patch", "d_model",
-                    "enc_depth", "dec_depth", "n_heads", "codebook_size", "prior_heads")
+                    "enc_depth", "dec_depth", "n_heads", "codebook_size", "prior_heads",
+                    "fusion_depth")
         for name in positive:
             if getattr(self, name) < 1:
                 raise StormBtError(f"StormConfig.{name}={getattr(self, name)}: must be >= 1")
@@ -108,9 +125,12 @@ class StormConfig:
         if self.d_model % self.n_heads:
             raise StormBtError(f"StormConfig.d_model={self.d_model} is not divisible by "
                                f"n_heads={self.n_heads}")
-        if self.factor_dim % self.prior_heads:
-            raise StormBtError(f"StormConfig: factor width 2*d_model={self.factor_dim} is not "
-                               f"divisible by prior_heads={self.prior_heads}")
+        if self.hidden % self.prior_heads:
+            raise StormBtError(f"StormConfig: factor width {self.hidden} is not divisible by "
+                               f"prior_heads={self.prior_heads}")
+        if self.d_model % self.fusion_heads:
+            raise StormBtError(f"StormConfig.d_model={self.d_model} is not divisible by "
+                               f"fusion_heads={self.fusion_heads}")
         if self.fusion != "none" and self.branches != "both":
             raise StormBtError(f"StormConfig.fusion={self.fusion!r} needs branches='both', "
                                f"got {self.branches!r}")
@@ -135,12 +155,13 @@ class StormConfig:
 
     @property
     def n_ts_tokens(self) -> int:
+        """TS tokens of one sample as `factors` returns them: (T / p) blocks x S stocks."""
         return self.n_ts_blocks * self.n_stocks
 
     @property
     def n_factors(self) -> int:
-        """M: the number of factor tokens (and of latent factors z)."""
-        return sum(self.n_cs_tokens if b == "cs" else self.n_ts_tokens for b in self.branch_names)
+        """M: the number of market tokens (and of latent factors z); independent of S."""
+        return sum(self.n_cs_tokens if b == "cs" else self.n_ts_blocks for b in self.branch_names)
 
     @property
     def factor_dim(self) -> int:
@@ -180,17 +201,23 @@ class StormConfig:
 
 #: CI / unit tests: a training step in well under a second on one core.
 tiny = StormConfig(history=32, ts_patch=8, d_model=32, enc_depth=1, dec_depth=1, n_heads=4,
-                   codebook_size=64, cs_stem=16, fusion_mlp_dim=64)
-#: STORM_SPEC section 11, the CPU-trainable preset (fixed resolutions, D4 weights once).
+                   codebook_size=64, cs_stem=16)
+#: STORM_SPEC section 11, the CPU-trainable preset, with the issue-9 defaults.
 small = StormConfig(history=64, ts_patch=8, d_model=64, enc_depth=2, dec_depth=1, n_heads=4,
                     codebook_size=128, cs_stem=16)
-#: Official DJ30 sizes with the fixed resolutions and the multiscale fusion of the paper (D1).
+#: Official DJ30 sizes with the fixed resolutions and the cross-branch fusion (D1).
 paper = StormConfig(history=64, ts_patch=4, d_model=256, enc_depth=4, dec_depth=2, n_heads=4,
-                    codebook_size=512, cs_stem=32, fusion="crossvit")
-#: Official sizes and the official code's behaviour where a switch exists: no fusion (D1),
-#: CLIP on token 0 (D2), quantiser losses counted twice (D4), diversity sign quirk (D6).
+                    codebook_size=512, cs_stem=32, fusion="cross")
+#: Official sizes and the official code's losses where a switch exists: no fusion (D1), CLIP
+#: on token 0 (D2), quantiser losses counted twice (D4), diversity sign quirk (D6), raw
+#: labels (D21), summed reconstruction at 1e-3 with CS x 1e-3, the sample-MSE return loss at
+#: 0.1, no prediction-path loss, no dead-code reset, unnormalised codes. The layout (per-stock
+#: TS attention, stock-shared factor head) is the linear-cost one of every preset.
 parity = replace(paper, fusion="none", clip_mode="token0", diversity="parity",
-                 commit_weight=2.0, diversity_weight=0.2, orth_weight=0.2)
+                 diversity_temperature=1.0, commit_weight=2.0, diversity_weight=0.2,
+                 orth_weight=0.2, label_norm="none", recon_reduction="sum", recon_weight=1e-3,
+                 recon_cs_scale=1e-3, ret_loss="sample", ret_weight=0.1, pred_weight=0.0,
+                 dead_code_threshold=0.0, dead_code_idle_steps=0, normalize_codes=False)
 
 PRESETS: dict[str, StormConfig] = {"tiny": tiny, "small": small, "paper": paper,
                                    "parity": parity}

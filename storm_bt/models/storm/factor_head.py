@@ -1,20 +1,25 @@
-"""FactorVAE-style factor head: posterior, prior and alpha/beta return decoder (STORM_SPEC 2.6).
+"""Factor head shared across stocks (FactorVAE-style): posterior, prior, alpha/beta decoder.
 
-Phi (B, M, D) are the factor tokens; every MLP is Linear -> LeakyReLU -> Linear.
+Inputs: the market tokens Phi (B, M, D) (M = CS day tokens + stock-pooled TS tokens, a
+count that does not depend on S) and one embedding per stock e (B, S, E) built from that
+stock's own tokens. Every MLP is Linear -> LeakyReLU -> Linear; H is the hidden width.
 
-    posterior  W = softmax_s(MLP_a(Phi))  (B, M, S)     one long-only portfolio per token,
-               r = W y                    (B, M)        stocks without a label get weight 0
-               [mu_post || logvar_post] = MLP_b(r)      M -> H -> 2M
-    prior      h = MHA(Phi, Phi, Phi)     self-attention over the M tokens of each sample
-               [mu_prior, logvar_prior] = MLP_c(h)      D -> H -> 2 per token   (D7 fixed)
-    returns    alpha: [mu_a, logvar_a] = MLP_e(MLP_d(Phi)^T)   (B, S, M) -> (B, S, 2)
-               beta = MLP_f(Phi)^T                              (B, S, M)
+    m = LN(MLP_m(Phi)) (B, M, H),   h_s = LN(MLP_s(e_s)) (B, S, H)
+    h_s <- h_s + Attn(h_s ; m)                        each stock reads the market tokens
+    posterior  W_{k,s} = softmax_s((m_k W_q)(h_s W_k)' / sqrt H)   one long-only portfolio
+               per market token over the stocks (stocks without a label get weight 0),
+               r = W y (B, M),  [mu_post || logvar_post] = MLP_b(r)      M -> H -> 2M
+    prior      g = m + MHA(m, m, m)                   self-attention over the M tokens (D7)
+               [mu_prior, logvar_prior] = MLP_c(g)    H -> H -> 2 per token
+    returns    [mu_a, logvar_a] = MLP_alpha(h_s),  beta_s = MLP_beta(h_s) (M numbers)
                mu_y = beta mu_z + mu_a,  sigma_y = sqrt(sigma_a^2 + (beta o beta) sigma_z^2)
 
+No weight has a size that depends on S: the same head scores any number of stocks.
 logvars are clamped to [-30, 20], sigma = exp(logvar / 2).
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -42,36 +47,56 @@ class Gaussian(NamedTuple):
         return torch.exp(0.5 * self.logvar)
 
 
-class FactorHead(nn.Module):
-    def __init__(self, n_factors: int, factor_dim: int, n_stocks: int, hidden: int,
-                 prior_heads: int):
-        super().__init__()
-        self.portfolio = mlp(factor_dim, hidden, n_stocks)             # MLP_a
-        self.posterior_moments = mlp(n_factors, hidden, 2 * n_factors)  # MLP_b
-        self.prior_attention = nn.MultiheadAttention(factor_dim, prior_heads, batch_first=True)
-        self.prior_moments = mlp(factor_dim, hidden, 2)                # MLP_c
-        self.alpha_features = mlp(factor_dim, hidden, n_stocks)        # MLP_d
-        self.alpha_moments = mlp(n_factors, hidden, 2)                 # MLP_e
-        self.beta = mlp(factor_dim, hidden, n_stocks)                  # MLP_f
+class Embedded(NamedTuple):
+    """Market tokens m (B, M, H) and stock embeddings h (B, S, H) in the head's width."""
 
-    def posterior(self, phi: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> Gaussian:
-        """q(z | Phi, y): phi (B, M, D), y (B, S), mask (B, S) -> Gaussian over (B, M)."""
-        logits = self.portfolio(phi).masked_fill(~mask[:, None, :], -1e9)
+    market: torch.Tensor
+    stocks: torch.Tensor
+
+
+class FactorHead(nn.Module):
+    def __init__(self, n_factors: int, factor_dim: int, stock_dim: int, hidden: int,
+                 heads: int):
+        super().__init__()
+        self.hidden = hidden
+        self.market_embed = nn.Sequential(mlp(factor_dim, hidden, hidden), nn.LayerNorm(hidden))
+        self.stock_embed = nn.Sequential(mlp(stock_dim, hidden, hidden), nn.LayerNorm(hidden))
+        self.stock_reads_market = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.portfolio_query = nn.Linear(hidden, hidden)
+        self.portfolio_key = nn.Linear(hidden, hidden)
+        self.posterior_moments = mlp(n_factors, hidden, 2 * n_factors)   # MLP_b
+        self.prior_attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.prior_moments = mlp(hidden, hidden, 2)                       # MLP_c
+        self.alpha = mlp(hidden, hidden, 2)
+        self.beta = mlp(hidden, hidden, n_factors)
+
+    def embed(self, phi: torch.Tensor, stocks: torch.Tensor) -> Embedded:
+        """phi (B, M, D) market tokens, stocks (B, S, E) stock features -> Embedded."""
+        m = self.market_embed(phi)
+        h = self.stock_embed(stocks)
+        h = h + self.stock_reads_market(h, m, m, need_weights=False)[0]
+        return Embedded(m, h)
+
+    def posterior(self, emb: Embedded, y: torch.Tensor, mask: torch.Tensor) -> Gaussian:
+        """q(z | Phi, y): y (B, S), mask (B, S) -> Gaussian over (B, M)."""
+        logits = self.portfolio_query(emb.market) @ self.portfolio_key(emb.stocks).transpose(1, 2)
+        logits = (logits / math.sqrt(self.hidden)).masked_fill(~mask[:, None, :], -1e9)
         returns = (logits.softmax(dim=-1) * y[:, None, :]).sum(dim=-1)
         mu, logvar = self.posterior_moments(returns).chunk(2, dim=-1)
         return Gaussian.from_moments(mu, logvar)
 
-    def prior(self, phi: torch.Tensor) -> Gaussian:
-        """p(z | Phi): phi (B, M, D) -> Gaussian over (B, M); no label, no cross-sample mixing."""
-        h, _ = self.prior_attention(phi, phi, phi, need_weights=False)
-        mu, logvar = self.prior_moments(h).unbind(dim=-1)
+    def prior(self, emb: Embedded) -> Gaussian:
+        """p(z | Phi) -> Gaussian over (B, M); no label, no cross-sample mixing."""
+        m = emb.market
+        g = m + self.prior_attention(m, m, m, need_weights=False)[0]
+        mu, logvar = self.prior_moments(g).unbind(dim=-1)
         return Gaussian.from_moments(mu, logvar)
 
-    def returns(self, phi: torch.Tensor, z: Gaussian) -> tuple[torch.Tensor, torch.Tensor]:
+    def returns(self, emb: Embedded, z: Gaussian) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu_y, sigma_y), each (B, S), of y = beta z + alpha."""
-        mu_a, logvar_a = self.alpha_moments(self.alpha_features(phi).transpose(1, 2)).unbind(-1)
+        mu_a, logvar_a = self.alpha(emb.stocks).unbind(-1)
         alpha = Gaussian.from_moments(mu_a, logvar_a)
-        beta = self.beta(phi).transpose(1, 2)
+        beta = self.beta(emb.stocks)                                   # (B, S, M)
         mu_y = (beta @ z.mu[:, :, None]).squeeze(-1) + alpha.mu
         var_y = alpha.std.pow(2) + (beta.pow(2) @ z.std.pow(2)[:, :, None]).squeeze(-1)
         return mu_y, var_y.sqrt()

@@ -1,60 +1,83 @@
-"""CrossViT-style multiscale fusion of the CS and TS token sets (STORM_SPEC 2.3, D1).
+"""Cross-branch fusion of the CS day tokens and the per-stock TS tokens (D1, linear in S).
 
-Each of `depth` layers runs
+With c (B, T, d) the CS day tokens and u (B S, J, d) the TS tokens of every stock, each of
+`depth` layers runs (pre-LN, residual):
 
-    a <- Transformer_a(a),  b <- Transformer_b(b)           (pre-LN, own weights, final LN)
-    repeat cross_depth times:
-        a_0 <- a_0 + Attn(LN a_0 ; keys/values [LN a_0, b_1..])
-        b_0 <- b_0 + Attn(LN b_0 ; keys/values [LN b_0, a_1..])
+    u_{s,j} <- u_{s,j} + Attn(LN u_{s,j} ; keys/values LN c_1..c_T)      TS reads the market
+    ubar_j   = mean_s u_{s,j}                                           pooled TS summary
+    c_t     <- c_t + Attn(LN c_t ; keys/values LN ubar_1..ubar_J)       CS reads the stocks
+    u <- u + MLP(LN u),  c <- c + MLP(LN c)
 
-so only the first token of each branch reads the other branch, and the following layers'
-self-attention spreads what it read. The encoders have dropped CLS, so the first token is
-day 0 (CS) and (block 0, stock 0) (TS), as in the official code.
+Every TS token attends to the T day tokens of its own sample only, so the cost is
+O(B S J T d), linear in S (the official CrossViT fusion runs self-attention over all
+(T/p) S TS tokens, quadratic in S). The TS queries of a sample are laid side by side
+against that sample's keys, so the day tokens are never copied per stock.
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from storm_bt.models.storm.layers import Attention, TransformerStack, init_linear_and_norm
+from storm_bt.models.storm.layers import FeedForward, init_linear_and_norm
 
 
-class FirstTokenCrossAttention(nn.Module):
-    """x_0 (B, 1, d) attends to [LN x_0, other tokens] (B, 1 + N, d); returns the update."""
+class StocksReadMarket(nn.Module):
+    """u (B S, J, d) attends to c (B, T, d) of its own sample; returns the update."""
 
-    def __init__(self, dim: int, heads: int, dim_head: int):
+    def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dim_head, qkv_bias=False)
+        self.heads, self.dim_head = heads, dim // heads
+        self.norm_u, self.norm_c = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.to_q = nn.Linear(dim, dim)
+        self.to_kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
 
-    def forward(self, first: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
-        x = self.norm(first)
-        return self.attn(x, context=torch.cat([x, others], dim=1))
+    def forward(self, u: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        b, t, d = c.shape
+        bs, j, _ = u.shape
+        s = bs // b
+        h, dh = self.heads, self.dim_head
+        # queries of all stocks of a sample side by side: (B, h, S J, dh)
+        q = self.to_q(self.norm_u(u)).reshape(b, s * j, h, dh).transpose(1, 2)
+        k, v = self.to_kv(self.norm_c(c)).reshape(b, t, 2, h, dh).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)               # (B, h, S J, dh)
+        return self.proj(out.transpose(1, 2).reshape(bs, j, d))
 
 
-class CrossViTFusion(nn.Module):
-    def __init__(self, dim: int, depth: int = 2, self_depth: int = 2, cross_depth: int = 2,
-                 heads: int = 4, dim_head: int = 8, mlp_dim: int = 256):
+class MarketReadsStocks(nn.Module):
+    """c (B, T, d) attends to the stock-pooled TS tokens ubar (B, J, d); returns the update."""
+
+    def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.layers = nn.ModuleList()
-        for _ in range(depth):
-            self.layers.append(nn.ModuleDict({
-                "self_a": TransformerStack(dim, self_depth, heads, mlp_dim, dim_head, qkv_bias=False),
-                "self_b": TransformerStack(dim, self_depth, heads, mlp_dim, dim_head, qkv_bias=False),
-                "a_reads_b": nn.ModuleList(FirstTokenCrossAttention(dim, heads, dim_head)
-                                           for _ in range(cross_depth)),
-                "b_reads_a": nn.ModuleList(FirstTokenCrossAttention(dim, heads, dim_head)
-                                           for _ in range(cross_depth)),
-            }))
+        self.norm_c, self.norm_u = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, c: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        kv = self.norm_u(pooled)
+        out, _ = self.attn(self.norm_c(c), kv, kv, need_weights=False)
+        return out
+
+
+class BranchFusion(nn.Module):
+    def __init__(self, dim: int, depth: int = 1, heads: int = 4, mlp_ratio: float = 4.0):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.layers = nn.ModuleList(nn.ModuleDict({
+            "ts_reads_cs": StocksReadMarket(dim, heads),
+            "cs_reads_ts": MarketReadsStocks(dim, heads),
+            "norm_u": nn.LayerNorm(dim), "mlp_u": FeedForward(dim, hidden),
+            "norm_c": nn.LayerNorm(dim), "mlp_c": FeedForward(dim, hidden),
+        }) for _ in range(depth))
         self.apply(init_linear_and_norm)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """a (B, La, d), b (B, Lb, d) -> fused (a, b), same shapes."""
+    def forward(self, c: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """c (B, T, d) CS tokens, u (B S, J, d) TS tokens -> fused (c, u), same shapes."""
+        b = c.shape[0]
         for layer in self.layers:
-            a, b = layer["self_a"](a), layer["self_b"](b)
-            a0, a_rest, b0, b_rest = a[:, :1], a[:, 1:], b[:, :1], b[:, 1:]
-            for a_reads_b, b_reads_a in zip(layer["a_reads_b"], layer["b_reads_a"]):
-                a0 = a0 + a_reads_b(a0, b_rest)
-                b0 = b0 + b_reads_a(b0, a_rest)
-            a, b = torch.cat([a0, a_rest], dim=1), torch.cat([b0, b_rest], dim=1)
-        return a, b
+            u = u + layer["ts_reads_cs"](u, c)
+            pooled = u.reshape(b, -1, *u.shape[1:]).mean(dim=1)
+            c = c + layer["cs_reads_ts"](c, pooled)
+            u = u + layer["mlp_u"](layer["norm_u"](u))
+            c = c + layer["mlp_c"](layer["norm_c"](c))
+        return c, u

@@ -1,12 +1,17 @@
 """Building blocks of the STORM branches (STORM_SPEC 2.1, 2.2, 2.5).
 
-- Patching. x (B, T, S, F).
-  CS: u = x W_stem (F -> F'), token_t = vec(u[t, :, :]) W_cs            -> (B, T, d)
-  TS: token_{j S + s} = vec(x[j p .. j p + p - 1, s, :]) W_ts             -> (B, (T/p) S, d)
-  A Conv3d with kernel = stride = patch size is exactly this linear map of the flattened
-  patch, so it is written as one. `unpatchify` maps per-token outputs (p_t p_s P values,
-  cheap equivalence (a) of section 11) back to (B, T, S, P).
-- Separable positions: pos[t n_sp + s] = spatial[s] + temporal[t]; CLS has its own.
+- Patching. x (B, T, S, F). No weight has a size that depends on S.
+  CS: u_{t,s} = x_{t,s} W_stem (F -> F'),
+      token_t = [mean_s u_{t,s} || std_s u_{t,s}] W_cs                    -> (B, T, d)
+      (a set summary of the day: the same function for any number or subset of stocks);
+      its decoder reconstructs the day's cross-sectional mean and std of each price field,
+      target (B, T, 2P).
+  TS: token_{s, j} = vec(x[j p .. j p + p - 1, s, :]) W_ts                -> (B S, T/p, d)
+      each stock's blocks form its own sequence (stocks fold into the batch, attention is
+      temporal, cost linear in S); the decoder maps each token to its p P prices
+      (cheap equivalence (a) of section 11), unpatchified to (B, T, S, P).
+- Separable positions: pos[t n_sp + s] = spatial[s] + temporal[t]; CLS has its own
+  (both branches now use n_sp = 1: temporal positions only).
 - Pre-LN block: x <- x + Attn(LN x); x <- x + MLP(LN x), MLP = d -> r d -> d with GELU.
 - TokenTransformer (encoder and decoder alike):
   Linear(in -> d), prepend CLS, add positions, blocks, LN, Linear(d -> out), drop CLS.
@@ -136,54 +141,75 @@ class TokenTransformer(nn.Module):
 
 
 class CrossSectionalPatching(nn.Module):
-    """One token per day: all stocks x (stemmed) features; decoder tokens carry S*P values."""
+    """One token per day, a summary of the cross-section: [mean_s u || std_s u] W_cs."""
 
     n_space = 1
 
-    def __init__(self, n_stocks: int, n_features: int, stem: int, dim: int):
+    def __init__(self, n_features: int, stem: int, dim: int):
         super().__init__()
-        self.n_stocks = n_stocks
         self.stem = nn.Linear(n_features, stem) if stem else nn.Identity()
-        self.embed = nn.Linear(n_stocks * (stem or n_features), dim)
+        self.embed = nn.Linear(2 * (stem or n_features), dim)
         self.apply(init_linear_and_norm)
 
-    def values_per_token(self, n_price: int) -> int:
-        return self.n_stocks * n_price
+    @staticmethod
+    def values_per_token(n_price: int) -> int:
+        return 2 * n_price
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, S, F) -> (B, T, d)."""
-        return self.embed(self.stem(x).flatten(2))
+        return self.embed(cross_section_moments(self.stem(x)))
 
-    def unpatchify(self, out: torch.Tensor, n_price: int) -> torch.Tensor:
-        """(B, T, S*P) -> (B, T, S, P)."""
-        return out.reshape(out.shape[0], out.shape[1], self.n_stocks, n_price)
+    @staticmethod
+    def target(prices: torch.Tensor) -> torch.Tensor:
+        """What the CS decoder reconstructs: (B, T, S, P) -> moments (B, T, 2P)."""
+        return cross_section_moments(prices)
+
+    @staticmethod
+    def unpatchify(out: torch.Tensor, n_price: int) -> torch.Tensor:
+        """(B, T, 2P) decoder output, already in the target's layout."""
+        return out
+
+
+def cross_section_moments(u: torch.Tensor) -> torch.Tensor:
+    """(B, T, S, C) -> (B, T, 2C): [mean over stocks || population std over stocks]."""
+    mean = u.mean(dim=2)
+    std = (u - mean[:, :, None]).pow(2).mean(dim=2).add(1e-6).sqrt()
+    return torch.cat([mean, std], dim=-1)
 
 
 class TimeSeriesPatching(nn.Module):
-    """One token per stock and block of p days (time-major); decoder tokens carry p*P values."""
+    """Per stock, one token per block of p days: (B, T, S, F) -> (B S, T/p, d)."""
 
-    def __init__(self, n_stocks: int, n_features: int, patch: int, dim: int):
+    n_space = 1
+
+    def __init__(self, n_features: int, patch: int, dim: int):
         super().__init__()
-        self.n_stocks, self.patch = n_stocks, patch
+        self.patch = patch
         self.embed = nn.Linear(patch * n_features, dim)
         self.apply(init_linear_and_norm)
-
-    @property
-    def n_space(self) -> int:
-        return self.n_stocks
 
     def values_per_token(self, n_price: int) -> int:
         return self.patch * n_price
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, S, F) -> (B, (T/p) S, d), token index j*S + s."""
+        """x (B, T, S, F) -> (B S, T/p, d); row b S + s is stock s of sample b."""
         b, t, s, f = x.shape
-        blocks = x.reshape(b, t // self.patch, self.patch, s, f).permute(0, 1, 3, 2, 4)
-        return self.embed(blocks.reshape(b, (t // self.patch) * s, self.patch * f))
+        blocks = x.permute(0, 2, 1, 3).reshape(b * s, t // self.patch, self.patch * f)
+        return self.embed(blocks)
 
-    def unpatchify(self, out: torch.Tensor, n_price: int) -> torch.Tensor:
-        """(B, (T/p) S, p*P) -> (B, T, S, P)."""
-        b = out.shape[0]
-        n_blocks = out.shape[1] // self.n_stocks
-        grid = out.reshape(b, n_blocks, self.n_stocks, self.patch, n_price).permute(0, 1, 3, 2, 4)
-        return grid.reshape(b, n_blocks * self.patch, self.n_stocks, n_price)
+    @staticmethod
+    def target(prices: torch.Tensor) -> torch.Tensor:
+        return prices
+
+    def unpatchify(self, out: torch.Tensor, n_price: int, n_stocks: int) -> torch.Tensor:
+        """(B S, T/p, p P) -> (B, T, S, P)."""
+        bs, n_blocks, _ = out.shape
+        grid = out.reshape(bs // n_stocks, n_stocks, n_blocks * self.patch, n_price)
+        return grid.permute(0, 2, 1, 3)
+
+
+def stocks_to_time_major(tokens: torch.Tensor, n_stocks: int) -> torch.Tensor:
+    """(B S, J, d) per-stock tokens -> (B, J S, d), index j S + s (the official layout)."""
+    bs, j, d = tokens.shape
+    return tokens.reshape(bs // n_stocks, n_stocks, j, d).transpose(1, 2).reshape(
+        bs // n_stocks, j * n_stocks, d)

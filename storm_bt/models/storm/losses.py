@@ -3,13 +3,17 @@
     commitment      mean (z - sg(q))^2                       over all elements
     orthogonality   sum_ij (e_i . e_j)^2 / K^2 - 1/K         e_i the L2-normalised codes
     diversity       -mean_l H(mean_b p_{b,l,.})              H(p) = -sum_k p_k log max(p_k, 1e-5)
+                    scaled p = softmax_k(-||z - e_k||^2 / (tau g)), g = mean_n (mean_k - min_k)
+                           ||z_n - e_k||^2 (detached): tau is relative to the code distances
                     fixed  p = softmax_k(-||z - e_k||^2 / tau)
                     parity p = softmax_k(+||z - e_k|| * tau)   (the official sign quirk, D6)
     CLIP            1/2 [CE(s C T^T, I) + CE(s T C^T, I)]    C, T L2-normalised, s = e^tau (D3)
     KL              sum_m KL(N(mu1, s1^2) || N(mu2, s2^2))
                     = 1/2 sum_m [lv2 - lv1 + (e^lv1 + (mu1 - mu2)^2) / e^lv2 - 1]
-    reconstruction  per-sample SSE  sum_{t,s,p} (x_hat - x)^2
-    return          mean over labelled (b, s) of (y - y_hat)^2
+    reconstruction  per-element mean (x_hat - x)^2, or the per-sample SSE sum_{t,s,p} (parity)
+    return          mean over labelled (b, s) of (y - y_hat)^2                      (mse)
+                    or of 1/2 log(2 pi sigma^2) + (y - mu)^2 / (2 sigma^2)           (nll)
+    IC              1 - mean_b corr_s(y_hat_b, y_b)    Pearson over the labelled stocks of a row
     price           mean relu(low - {other fields}) + mean relu({other fields} - high)
 """
 from __future__ import annotations
@@ -48,7 +52,11 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
 def code_probabilities(sq_dist: torch.Tensor, mode: str, temperature: float) -> torch.Tensor:
     """Soft code assignment p (..., K) from squared distances ||z - e_k||^2."""
-    if mode == "fixed":
+    if mode == "scaled":
+        with torch.no_grad():
+            gap = (sq_dist.mean(dim=-1) - sq_dist.amin(dim=-1)).mean().clamp_min(1e-6)
+        logits = -sq_dist / (temperature * gap)
+    elif mode == "fixed":
         logits = -sq_dist / temperature
     elif mode == "parity":
         logits = sq_dist.clamp_min(1e-12).sqrt() * temperature  # finite gradient at 0
@@ -85,6 +93,34 @@ def gaussian_kl(mu1: torch.Tensor, logvar1: torch.Tensor, mu2: torch.Tensor,
 def reconstruction_sse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-sample sum of squared errors (B,) over every axis but the first."""
     return (pred - target).pow(2).flatten(1).sum(dim=1)
+
+
+def reconstruction_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of (pred - target)^2 over every element."""
+    return (pred - target).pow(2).mean()
+
+
+def gaussian_nll(mu: torch.Tensor, sigma: torch.Tensor, target: torch.Tensor,
+                 mask: torch.Tensor) -> torch.Tensor:
+    """Mean over the entries in mask of -log N(target; mu, sigma^2)."""
+    w = mask.to(mu.dtype)
+    sigma = sigma.clamp_min(1e-4)
+    nll = 0.5 * math.log(2 * math.pi) + sigma.log() + (target - mu).pow(2) / (2 * sigma.pow(2))
+    return (nll * w).sum() / w.sum().clamp_min(1.0)
+
+
+def ic_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+            eps: float = 1e-8) -> torch.Tensor:
+    """1 - mean over rows of the Pearson correlation of pred and target (B, S) across the
+    stocks in mask; rows with fewer than 2 labelled stocks are left out."""
+    w = mask.to(pred.dtype)
+    n = w.sum(dim=1)
+    def centred(v):
+        return (v - (v * w).sum(dim=1, keepdim=True) / n.clamp_min(1.0)[:, None]) * w
+    a, b = centred(pred), centred(target)
+    corr = (a * b).sum(1) / ((a.pow(2).sum(1) * b.pow(2).sum(1)).sqrt() + eps)
+    keep = (n >= 2).to(pred.dtype)
+    return 1.0 - (corr * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,27 +1,34 @@
-"""STORM: dual (cross-sectional + time-series) VQ-VAE with a FactorVAE-style return head.
+"""STORM: dual (cross-sectional + time-series) VQ-VAE with a stock-shared factor head.
 
-For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
+x (B, T, S, F). For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
 
-    z_b = Encoder_b(Patch_b(x))           (B, L_b, d)       [optional CrossViT fusion, D1]
+    cs: c = Encoder_cs(Pool_cs(x))        (B, T, d)      one token per day (all stocks)
+    ts: u = Encoder_ts(Patch_ts(x))       (B S, T/p, d)  each stock its own sequence
+    [optional fusion, D1: u reads c, c reads mean_s u]            (fusion.py)
+    z_b = sqrt(d) z_b / ||z_b||           (normalize_codes)
     q_b, k_b = VQ_b(z_b)                  straight-through codes
-    x_hat_b = unpatchify(Decoder_b(q_b))  (B, T, S, P)      normalised prices
-    Phi = concat_tokens([z_b || q_b])     (B, M, 2d)
+    x_hat_cs = Decoder_cs(q_cs)           (B, T, 2P)    the day's mean / std of each price
+    x_hat_ts = Decoder_ts(q_ts)           (B, T, S, P)  each stock's normalised prices
 
-and the factor head (factor_head.py) gives the posterior q(z | Phi, y), the prior
-p(z | Phi) and y = beta z + alpha. The loss (section 3, each term once, D4):
+Factor head (factor_head.py) on the market tokens Phi = [ [z_cs || q_cs] ; mean_s [z_ts ||
+q_ts] ] (B, M, 2d), M = T + T/p, and one embedding per stock e_s = [mean_j, last] of its
+[z_ts || q_ts] tokens (CS only: [mean_t, last] of its stem features): posterior q(z | Phi,
+y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
+with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"):
 
     total = sum_b [w_c commit_b + w_d div_b + w_o orth_b (+ w_e codebook_b in grad mode)]
-          + w_clip CLIP(pool z_cs, pool z_ts)                          (both branches)
-          + w_rec (c_cs SSE_cs + SSE_ts) / B                            (c_cs only with both)
+          + w_clip CLIP(pool z_cs, pool z_ts)                           (both branches)
+          + w_rec (c_cs R_cs + R_ts),  R_b = mean (x_hat_b - target_b)^2   (or per-sample SSE)
           + w_kl mean_B KL(post || prior)
-          + w_ret mean_{labelled} (y - y_hat)^2
-          + w_price [mean relu(low - other) + mean relu(other - high)] on dollar prices
-            P_hat = c_cs denorm(x_hat_cs) + denorm(x_hat_ts)         (when high/low exist)
+          + w_ret mean_labelled (y - mu_y^post)^2            (or Gaussian NLL, or sample MSE)
+          + w_pred mean_labelled (y - mu_y^prior)^2          the prediction path itself
+          + w_ic (1 - mean_B corr_s(mu_y^prior, y))
+          + w_price [mean relu(low - other) + mean relu(other - high)] on the TS dollar prices
 
-In training mode y_hat is a posterior sample mu_y + eps sigma_y; in eval mode (validation)
-it is the prior mu_y. `predict` is the prior mu_y (D8 fixed) and never reads batch.y.
-Stocks with label_mask False get zero weight in the posterior portfolios and are left out
-of the return loss.
+`predict` is the prior mu_y (D8 fixed) and never reads batch.y. Stocks with label_mask
+False get zero weight in the posterior portfolios and are left out of every label term.
+No weight has a size that depends on S: any subset of stocks can be trained on, and the
+cost of a forward pass is linear in S.
 """
 from __future__ import annotations
 
@@ -29,17 +36,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from storm_bt.errors import StormBtError
-from storm_bt.models.batch import Batch
+from storm_bt.models.neural.batch import Batch
+from storm_bt.models.neural.diagnostics import gradient_shares, mean_rank_ic
 from storm_bt.models.storm import losses as L
 from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.factor_head import FactorHead
-from storm_bt.models.storm.fusion import CrossViTFusion
+from storm_bt.models.storm.fusion import BranchFusion
 from storm_bt.models.storm.layers import (CrossSectionalPatching, TimeSeriesPatching,
-                                          TokenTransformer)
+                                          TokenTransformer, cross_section_moments,
+                                          stocks_to_time_major)
 from storm_bt.models.storm.quantizer import VectorQuantizer
+
+#: loss terms that fit the label (the "return path" of the gradient diagnostics)
+LABEL_TERMS = ("ret", "pred", "ic")
 
 
 class Branch(nn.Module):
@@ -48,35 +61,50 @@ class Branch(nn.Module):
     def __init__(self, cfg: StormConfig, kind: str):
         super().__init__()
         d = cfg.d_model
+        self.kind = kind
         if kind == "cs":
-            self.patching = CrossSectionalPatching(cfg.n_stocks, cfg.n_features, cfg.cs_stem, d)
+            self.patching = CrossSectionalPatching(cfg.n_features, cfg.cs_stem, d)
             n_time = cfg.history
         else:
-            self.patching = TimeSeriesPatching(cfg.n_stocks, cfg.n_features, cfg.ts_patch, d)
+            self.patching = TimeSeriesPatching(cfg.n_features, cfg.ts_patch, d)
             n_time = cfg.n_ts_blocks
-        n_space = self.patching.n_space
-        self.encoder = TokenTransformer(d, d, d, n_time, n_space, cfg.enc_depth, cfg.n_heads,
+        self.encoder = TokenTransformer(d, d, d, n_time, 1, cfg.enc_depth, cfg.n_heads,
                                         cfg.mlp_ratio)
         self.quantizer = VectorQuantizer(
             d, cfg.codebook_size, cfg.resolved_code_dim, cfg.ema_decay, cfg.codebook_update,
-            cfg.dead_code_threshold, cfg.orth_max_codes, cfg.diversity, cfg.diversity_temperature)
+            cfg.dead_code_threshold, cfg.orth_max_codes, cfg.diversity, cfg.diversity_temperature,
+            normalize=cfg.normalize_codes, dead_code_idle_steps=cfg.dead_code_idle_steps)
         self.decoder = TokenTransformer(d, d, self.patching.values_per_token(cfg.n_price), n_time,
-                                        n_space, cfg.dec_depth, cfg.n_heads, cfg.mlp_ratio)
+                                        1, cfg.dec_depth, cfg.n_heads, cfg.mlp_ratio)
         self.n_price = cfg.n_price
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.patching(x))
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Tokens (cs: (B, T, d), ts: (B S, T/p, d)) and, for cs, per-stock stem summaries
+        (B, S, 2 F') = [mean_t u, u_T] (None for ts)."""
+        if self.kind == "ts":
+            return self.encoder(self.patching(x)), None
+        u = self.patching.stem(x)
+        tokens = self.encoder(self.patching.embed(cross_section_moments(u)))
+        return tokens, torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)
 
-    def reconstruct(self, q: torch.Tensor) -> torch.Tensor:
-        """q (B, L, d) -> normalised prices (B, T, S, P)."""
-        return self.patching.unpatchify(self.decoder(q), self.n_price)
+    def reconstruct(self, q: torch.Tensor, n_stocks: int) -> torch.Tensor:
+        """q in the branch's layout -> cs: (B, T, 2P) price moments; ts: (B, T, S, P)."""
+        out = self.decoder(q)
+        if self.kind == "cs":
+            return out
+        return self.patching.unpatchify(out, self.n_price, n_stocks)
+
+    def target(self, prices: torch.Tensor) -> torch.Tensor:
+        return self.patching.target(prices)
 
 
 @dataclass
 class _Encoded:
+    n_stocks: int
     z: dict[str, torch.Tensor] = field(default_factory=dict)
     quantized: dict = field(default_factory=dict)   # branch -> QuantizerOutput
-    phi: torch.Tensor | None = None
+    phi: torch.Tensor | None = None                 # market tokens (B, M, 2d)
+    stocks: torch.Tensor | None = None              # per-stock features (B, S, E)
 
 
 @contextmanager
@@ -96,11 +124,11 @@ class StormModel(nn.Module):
         super().__init__()
         self.config = cfg = config
         self.branches = nn.ModuleDict({b: Branch(cfg, b) for b in cfg.branch_names})
-        self.fusion = CrossViTFusion(
-            cfg.d_model, cfg.fusion_depth, cfg.fusion_self_depth, cfg.fusion_cross_depth,
-            cfg.fusion_heads, cfg.fusion_dim_head, cfg.fusion_mlp_dim,
-        ) if cfg.fusion == "crossvit" else None
-        self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.n_stocks, cfg.hidden,
+        self.fusion = BranchFusion(cfg.d_model, cfg.fusion_depth, cfg.fusion_heads,
+                                   cfg.mlp_ratio) if cfg.fusion == "cross" else None
+        stem = cfg.cs_stem or cfg.n_features
+        stock_dim = 4 * cfg.d_model if "ts" in self.branches else 2 * stem
+        self.head = FactorHead(cfg.n_factors, cfg.factor_dim, stock_dim, cfg.hidden,
                                cfg.prior_heads)
         fields = cfg.resolved_price_fields
         self._low_high = (fields.index("low"), fields.index("high")) \
@@ -109,36 +137,70 @@ class StormModel(nn.Module):
     # ------------------------------------------------------------------ shared forward
     def _check(self, batch: Batch) -> None:
         cfg = self.config
-        want = (cfg.history, cfg.n_stocks, cfg.n_features)
-        if tuple(batch.x.shape[1:]) != want:
+        if batch.x.ndim != 4 or (batch.x.shape[1], batch.x.shape[3]) != (cfg.history,
+                                                                          cfg.n_features):
             raise StormBtError(
                 f"STORM batch x has shape {tuple(batch.x.shape)}, the model expects "
-                f"(B, T={want[0]}, S={want[1]}, F={want[2]}); build the config with "
+                f"(B, T={cfg.history}, S, F={cfg.n_features}); build the config with "
                 f"StormConfig.with_data(...) and history={batch.x.shape[1]}")
         if batch.n_price != cfg.n_price:
             raise StormBtError(f"STORM batch has {batch.n_price} price fields, the config "
                                f"n_price={cfg.n_price}; rebuild the config with with_data(...)")
 
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The shared encoders (patching, transformers, fusion): what the diagnostics watch."""
+        params = [p for b in self.branches.values()
+                  for p in list(b.patching.parameters()) + list(b.encoder.parameters())]
+        if self.fusion is not None:
+            params += list(self.fusion.parameters())
+        return params
+
     def _encode(self, x: torch.Tensor) -> _Encoded:
-        out = _Encoded()
+        s = x.shape[2]
+        out = _Encoded(n_stocks=s)
+        stem_stocks = None
         for name, branch in self.branches.items():
-            out.z[name] = branch.encode(x)
+            out.z[name], extra = branch.encode(x)
+            stem_stocks = extra if extra is not None else stem_stocks
         if self.fusion is not None:
             out.z["cs"], out.z["ts"] = self.fusion(out.z["cs"], out.z["ts"])
-        tokens = []
+        if self.config.normalize_codes:
+            scale = self.config.d_model ** 0.5
+            out.z = {k: F.normalize(v, dim=-1) * scale for k, v in out.z.items()}
+        market = []
         for name, branch in self.branches.items():
             quantized = branch.quantizer(out.z[name])
             out.quantized[name] = quantized
-            tokens.append(torch.cat([out.z[name], quantized.q], dim=-1))
-        out.phi = torch.cat(tokens, dim=1)
+            tokens = torch.cat([out.z[name], quantized.q], dim=-1)
+            if name == "cs":
+                market.append(tokens)
+            else:
+                per_stock = tokens.reshape(x.shape[0], s, *tokens.shape[1:])   # (B, S, J, 2d)
+                market.append(per_stock.mean(dim=1))
+                out.stocks = torch.cat([per_stock.mean(dim=2), per_stock[:, :, -1]], dim=-1)
+        if out.stocks is None:
+            out.stocks = stem_stocks
+        out.phi = torch.cat(market, dim=1)
         return out
+
+    def _labels(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = batch.label_mask.bool()
+        y = batch.y * mask
+        if self.config.label_norm == "cs_zscore":
+            y = L.cs_zscore(y, mask)
+        return y, mask
 
     # ------------------------------------------------------------------ public API
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Weighted loss terms and their sum "total" (the one to optimise)."""
+        terms, _ = self._loss_terms(batch)
+        return terms
+
+    def _loss_terms(self, batch: Batch):
         self._check(batch)
         cfg = self.config
         enc = self._encode(batch.x)
+        s = enc.n_stocks
         terms: dict[str, torch.Tensor] = {}
         weights = {"commit": cfg.commit_weight, "div": cfg.diversity_weight,
                    "orth": cfg.orth_weight, "codebook": cfg.codebook_weight}
@@ -147,39 +209,70 @@ class StormModel(nn.Module):
                 terms[f"{key}_{name}"] = weights[key] * value
         if len(self.branches) == 2:
             terms["clip"] = cfg.clip_weight * L.clip_loss(
-                self._clip_summary(enc.z["cs"]), self._clip_summary(enc.z["ts"]),
+                self._clip_summary(enc.z["cs"], "cs", s), self._clip_summary(enc.z["ts"], "ts", s),
                 cfg.clip_temperature)
 
-        target = batch.x[..., : cfg.n_price]
-        recon = {name: branch.reconstruct(enc.quantized[name].q)
+        prices = batch.x[..., : cfg.n_price]
+        recon = {name: branch.reconstruct(enc.quantized[name].q, s)
                  for name, branch in self.branches.items()}
-        # the official cs_scale: CS reconstruction down-weighted when both branches exist
+        # the official cs_scale: CS reconstruction weighted apart when both branches exist
         scale = {name: cfg.recon_cs_scale if name == "cs" and len(recon) == 2 else 1.0
                  for name in recon}
-        sse = sum(scale[name] * L.reconstruction_sse(pred, target) for name, pred in recon.items())
-        terms["recon"] = cfg.recon_weight * sse.mean()
+        parts = []
+        for name, pred in recon.items():
+            target = self.branches[name].target(prices)
+            err = L.reconstruction_mse(pred, target) if cfg.recon_reduction == "mean" \
+                else L.reconstruction_sse(pred, target).mean()
+            parts.append(scale[name] * err)
+        terms["recon"] = cfg.recon_weight * sum(parts)
 
-        mask = batch.label_mask.bool()
-        y = batch.y * mask
-        if cfg.label_norm == "cs_zscore":
-            y = L.cs_zscore(y, mask)
-        posterior = self.head.posterior(enc.phi, y, mask)
-        prior = self.head.prior(enc.phi)
+        y, mask = self._labels(batch)
+        emb = self.head.embed(enc.phi, enc.stocks)
+        posterior = self.head.posterior(emb, y, mask)
+        prior = self.head.prior(emb)
         terms["kl"] = cfg.kl_weight * L.gaussian_kl(posterior.mu, posterior.logvar,
                                                     prior.mu, prior.logvar).mean()
-        if self.training:
-            mu_y, sigma_y = self.head.returns(enc.phi, posterior)
-            y_hat = mu_y + torch.randn_like(sigma_y) * sigma_y
+        mu_post, sigma_post = self.head.returns(emb, posterior)
+        if cfg.ret_loss == "nll":
+            terms["ret"] = cfg.ret_weight * L.gaussian_nll(mu_post, sigma_post, y, mask)
         else:
-            y_hat, _ = self.head.returns(enc.phi, prior)
-        terms["ret"] = cfg.ret_weight * L.masked_mse(y_hat, y, mask)
+            y_hat = mu_post
+            if cfg.ret_loss == "sample" and self.training:
+                y_hat = mu_post + torch.randn_like(sigma_post) * sigma_post
+            terms["ret"] = cfg.ret_weight * L.masked_mse(y_hat, y, mask)
+        mu_prior, _ = self.head.returns(emb, prior)
+        if cfg.pred_weight:
+            terms["pred"] = cfg.pred_weight * L.masked_mse(mu_prior, y, mask)
+        if cfg.ic_weight:
+            terms["ic"] = cfg.ic_weight * L.ic_loss(mu_prior, y, mask)
 
-        if self._low_high is not None:
-            dollars = sum(scale[name] * (pred * batch.price_std + batch.price_mean)
-                          for name, pred in recon.items())
+        if self._low_high is not None and "ts" in recon:
+            dollars = recon["ts"] * batch.price_std + batch.price_mean
             terms["price"] = cfg.price_weight * L.price_constraint_loss(dollars, *self._low_high)
         terms["total"] = sum(terms.values())
-        return terms
+        return terms, {"y": y, "mask": mask, "mu_post": mu_post, "mu_prior": mu_prior,
+                       "posterior": posterior, "prior": prior}
+
+    def diagnostics(self, batch: Batch) -> dict[str, float]:
+        """On one batch, in eval mode (no codebook update): each loss term's share of the
+        gradient norm on the shared encoders (share_<term>, and share_label for the label
+        terms together), the unweighted KL, and the RankIC of the posterior and prior mu_y
+        against the (normalised) labels."""
+        usage = {name: b.quantizer.usage.clone() for name, b in self.branches.items()}
+        with _eval_mode(self), torch.enable_grad():
+            terms, extra = self._loss_terms(batch)
+            parts = {k: v for k, v in terms.items() if k != "total"}
+            shares = gradient_shares(parts, self.encoder_parameters())
+        for name, b in self.branches.items():
+            b.quantizer.usage.copy_(usage[name])
+        out = {f"share_{k}": v for k, v in shares.items()}
+        out["share_label"] = sum(v for k, v in shares.items() if k in LABEL_TERMS)
+        kl = L.gaussian_kl(extra["posterior"].mu, extra["posterior"].logvar,
+                           extra["prior"].mu, extra["prior"].logvar).mean()
+        out["kl_raw"] = float(kl.detach())
+        out["post_rank_ic"] = mean_rank_ic(extra["mu_post"], extra["y"], extra["mask"])
+        out["prior_rank_ic"] = mean_rank_ic(extra["mu_prior"], extra["y"], extra["mask"])
+        return out
 
     @torch.no_grad()
     def predict(self, batch: Batch) -> torch.Tensor:
@@ -197,17 +290,21 @@ class StormModel(nn.Module):
 
     @torch.no_grad()
     def factors(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """z_b, q_b, codes_b per present branch, the factor tokens phi (B, M, 2d), and the
-        prior's mu_z / sigma_z (B, M); eval mode, no label used."""
+        """Per present branch z_b, q_b (cs: (B, T, d); ts: (B, (T/p) S, d), time-major index
+        j S + s) and codes_b; the market tokens phi (B, M, 2d) and the prior's mu_z /
+        sigma_z (B, M); eval mode, no label used."""
         self._check(batch)
         with _eval_mode(self):
             enc = self._encode(batch.x)
-            prior = self.head.prior(enc.phi)
+            prior = self.head.prior(self.head.embed(enc.phi, enc.stocks))
+        s = enc.n_stocks
         out: dict[str, torch.Tensor] = {}
         for name, quantized in enc.quantized.items():
-            out[f"z_{name}"] = enc.z[name]
-            out[f"q_{name}"] = quantized.q
-            out[f"codes_{name}"] = quantized.codes
+            z, q, codes = enc.z[name], quantized.q, quantized.codes
+            if name == "ts":
+                z, q = stocks_to_time_major(z, s), stocks_to_time_major(q, s)
+                codes = stocks_to_time_major(codes[..., None], s)[..., 0]
+            out[f"z_{name}"], out[f"q_{name}"], out[f"codes_{name}"] = z, q, codes
         out["phi"] = enc.phi
         out["mu_z"], out["sigma_z"] = prior.mu, prior.std
         return out
@@ -227,9 +324,13 @@ class StormModel(nn.Module):
         """(mu_y, sigma_y) from the prior path, in eval mode, from batch.x only."""
         self._check(batch)
         with _eval_mode(self):
-            phi = self._encode(batch.x).phi
-            return self.head.returns(phi, self.head.prior(phi))
+            enc = self._encode(batch.x)
+            emb = self.head.embed(enc.phi, enc.stocks)
+            return self.head.returns(emb, self.head.prior(emb))
 
-    def _clip_summary(self, z: torch.Tensor) -> torch.Tensor:
-        """The vector CLIP aligns: the token mean (D2 fixed) or token 0 (parity)."""
+    def _clip_summary(self, z: torch.Tensor, kind: str, n_stocks: int) -> torch.Tensor:
+        """The vector CLIP aligns: the token mean (D2 fixed) or the first token (parity:
+        day 0 for CS, block 0 of stock 0 for TS)."""
+        if kind == "ts":
+            z = z.reshape(-1, n_stocks * z.shape[1], z.shape[2])   # (B, S J, d), stock-major
         return z.mean(dim=1) if self.config.clip_mode == "mean" else z[:, 0]

@@ -15,8 +15,16 @@ mode the codebook is a buffer: L_orth is reported but has no effect (as in the o
 code, where the optimiser's updates are overwritten). In "grad" mode (D5 fixed option) the
 codebook is a parameter trained by ||sg(z) - e||^2, L_orth and L_div.
 
+Optional normalisation (`normalize=True`): z (after the optional projection) and every
+code are kept on the sphere of radius sqrt(dim), z <- sqrt(dim) z / ||z||, so the lookup is
+by cosine similarity and the scale of z cannot drift; EMA codes are renormalised after
+each update.
+
 Optional dead-code reset: at the start of a training forward, codes whose EMA count N_k is
-below `dead_code_threshold` are replaced by random vectors of the current batch.
+below `dead_code_threshold`, or that no token chose in the last `dead_code_idle_steps`
+training forwards, are replaced by random vectors of the current batch. (With decay 0.99
+an EMA count needs hundreds of steps to fall from its mean to a small threshold; the idle
+count catches a dead code within a fraction of an epoch.)
 Usage counts since `reset_usage()` give the perplexity exp(H(usage / sum usage)).
 """
 from __future__ import annotations
@@ -45,8 +53,11 @@ class VectorQuantizer(nn.Module):
     def __init__(self, dim: int, codebook_size: int, code_dim: int | None = None,
                  decay: float = 0.99, update: str = "ema", dead_code_threshold: float = 0.0,
                  orth_max_codes: int = 512, diversity: str = "fixed",
-                 diversity_temperature: float = 1.0):
+                 diversity_temperature: float = 1.0, normalize: bool = False,
+                 dead_code_idle_steps: int = 0):
         super().__init__()
+        self.dead_code_idle_steps = dead_code_idle_steps
+        self.normalize = normalize
         code_dim = code_dim or dim
         self.codebook_size, self.code_dim = codebook_size, code_dim
         self.decay, self.update = decay, update
@@ -57,6 +68,8 @@ class VectorQuantizer(nn.Module):
         self.project_out = nn.Linear(code_dim, dim) if code_dim != dim else nn.Identity()
         codes = torch.empty(codebook_size, code_dim)
         nn.init.kaiming_uniform_(codes)
+        if normalize:
+            codes = self._to_sphere(codes)
         if update == "grad":
             self.codebook = nn.Parameter(codes)
         elif update == "ema":
@@ -65,6 +78,7 @@ class VectorQuantizer(nn.Module):
         else:
             raise ValueError(f"codebook update {update!r}")
         self.register_buffer("cluster_size", torch.ones(codebook_size))
+        self.register_buffer("idle_steps", torch.zeros(codebook_size), persistent=False)
         self.register_buffer("usage", torch.zeros(codebook_size, dtype=torch.float64),
                              persistent=False)
 
@@ -73,10 +87,14 @@ class VectorQuantizer(nn.Module):
         """z (B, L, dim) -> QuantizerOutput."""
         b, n, _ = z.shape
         zc = self.project_in(z)
+        if self.normalize:
+            zc = self._to_sphere(zc)
         flat = zc.reshape(b * n, self.code_dim)
-        if self.training and self.dead_code_threshold > 0:
+        if self.training and (self.dead_code_threshold > 0 or self.dead_code_idle_steps > 0):
             self._reset_dead_codes(flat.detach())
         codebook = self.codebook
+        if self.normalize and self.update == "grad":
+            codebook = self._to_sphere(codebook)
         sq_dist = (flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ codebook.T
                    + codebook.pow(2).sum(1)[None, :]).clamp_min(0.0)
         codes = sq_dist.argmin(dim=1)
@@ -109,17 +127,22 @@ class VectorQuantizer(nn.Module):
     def _ema_step(self, flat: torch.Tensor, codes: torch.Tensor, counts: torch.Tensor) -> None:
         g = self.decay
         self.cluster_size.mul_(g).add_(counts, alpha=1 - g)
+        self.idle_steps.add_(1.0).masked_fill_(counts > 0, 0.0)
         if self.update != "ema":
             return  # grad mode keeps the EMA counts only, for dead-code detection
         sums = torch.zeros_like(self.embed_avg).index_add_(0, codes, flat)
         self.embed_avg.mul_(g).add_(sums, alpha=1 - g)
         updated = self.embed_avg / self._smoothed_count()[:, None]
+        if self.normalize:
+            updated = self._to_sphere(updated)
         # A new tensor, not an in-place write: the old codebook is still in the autograd graph.
         self.codebook = torch.where((counts > 0)[:, None], updated, self.codebook)
 
     @torch.no_grad()
     def _reset_dead_codes(self, flat: torch.Tensor) -> None:
         dead = self.cluster_size < self.dead_code_threshold
+        if self.dead_code_idle_steps > 0:
+            dead |= self.idle_steps >= self.dead_code_idle_steps
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
@@ -131,8 +154,13 @@ class VectorQuantizer(nn.Module):
             new[dead] = picks
             self.codebook = new
         self.cluster_size[dead] = 1.0
+        self.idle_steps[dead] = 0.0
         if self.update == "ema":
             self.embed_avg[dead] = picks * self._smoothed_count()[dead, None]
+
+    def _to_sphere(self, v: torch.Tensor) -> torch.Tensor:
+        """v scaled to norm sqrt(dim) along the last axis."""
+        return nn.functional.normalize(v, dim=-1) * self.code_dim ** 0.5
 
     def _smoothed_count(self) -> torch.Tensor:
         """Nbar_k = (N_k + eps) / (sum N + K eps) * sum N."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from storm_bt.models.batch import Batch
+from storm_bt.models.neural.batch import Batch
 from storm_bt.models.storm.config import StormConfig
 
 

@@ -1,0 +1,96 @@
+"""Validation-only comparison of STORM variants on one universe (model choice, issue 9).
+
+    python benchmarks/storm_validation.py [--data PATH] [--universe dj30|all]
+        [--variants storm storm-ts storm:fusion=cross] [--seeds 1] [--epochs N]
+        [--threads 1] [--preset small]
+
+Split (STORM_SPEC D13 fixed): train 2008-04-01 .. 2019-03-31, valid 2019-04-01 ..
+2021-03-31. Only the validation range is scored: the test period enters no choice. A
+variant is a registry-like name (storm, storm-ts, storm-cs) with optional
+``:key=value,key=value`` overrides (model or training settings). For each variant and
+seed it prints the per-epoch valid RankIC, its 3-epoch mean, the restored epoch, the last
+epoch's diagnostics (gradient shares, KL, posterior train RankIC, codes in use) and the
+training time. Skips (exit 0) when the data is absent.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench_training import DEFAULT_DATA, DJ30, peak_rss_gb, predictor_class
+
+log = logging.getLogger("storm_validation")
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, rest = text.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return name, overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--universe", choices=["dj30", "all"], default="dj30")
+    parser.add_argument("--variants", nargs="+", default=["storm", "storm-ts"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--preset", default="small")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.data.exists():
+        log.info("SKIP storm_validation: %s not found", args.data)
+        return 0
+    from storm_bt.data import load_panel
+    from storm_bt.features.dataset import Split, build_feature_set
+
+    torch.set_num_threads(args.threads)
+    panel = load_panel(args.data)
+    if args.universe == "dj30":
+        panel = panel.select([t for t in DJ30 if t in panel.tickers])
+    data = build_feature_set(panel)
+    split = Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),
+                  pd.Timestamp("2021-04-01"), data.dates[-1])
+    rows = []
+    for text in args.variants:
+        name, overrides = parse_variant(text)
+        for seed in args.seeds:
+            predictor = predictor_class(name)(preset=args.preset, seed=seed, epochs=args.epochs,
+                                              device="cpu", num_threads=args.threads,
+                                              cache_dir=None, progress=False, **overrides)
+            started = time.perf_counter()
+            predictor.fit(data, split)
+            result = predictor.train_result
+            epochs = result["epochs"]
+            log.info("%s seed %d: valid RankIC by epoch %s", text, seed,
+                     " ".join(f"{e['valid_rank_ic']:+.4f}" for e in epochs))
+            log.info("   last epoch: %s | %s", {k: round(v, 3) for k, v in
+                                                  epochs[-1]["diagnostics"].items()},
+                     {k: round(v, 1) for k, v in epochs[-1]["codebook"].items()})
+            rows.append({"variant": text, "seed": seed, "best epoch": result["best_epoch"],
+                         "valid RankIC (restored)": result["best_valid_rank_ic"],
+                         "valid RankIC 3-epoch mean": result["best_smoothed_rank_ic"],
+                         "mean valid RankIC, all epochs": sum(e["valid_rank_ic"] for e in epochs)
+                         / len(epochs),
+                         "epochs run": len(epochs),
+                         "s/epoch": (time.perf_counter() - started) / len(epochs),
+                         "rss GB": peak_rss_gb()})
+    log.info("\n%s", pd.DataFrame(rows).round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

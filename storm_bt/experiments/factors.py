@@ -1,0 +1,278 @@
+"""The factor experiment: every model x seed fitted once, scored by IC on the test period.
+
+    run_factors(FactorsConfig) -> FactorsResult
+
+For each model and seed the predictor is fitted on the train range (valid range for early
+stopping) and predicts the next-day return of every ticker on each test date t from data up
+to t. Against the realised next-day returns r_{t+1}:
+
+    IC_t = Pearson(pred_t, r_t+1) across tickers    ICIR = mean_t IC_t / std_t IC_t
+    RankIC_t = Spearman(pred_t, r_t+1)              RankICIR = mean_t RankIC_t / std_t RankIC_t
+    Q5-Q1 = mean_t (mean return of the top score quintile - that of the bottom one)
+
+ICIR and RankICIR are daily ratios, not annualised (see `storm_bt.evaluation.ic`).
+
+Whether a model differs from the reference (STORM where it is evaluated): its daily RankIC
+minus the reference's on the same days, d_t, with a Newey-West t-statistic
+(`storm_bt.evaluation.significance`): per seed (paired with the reference's same seed), and
+on the seed-averaged daily series.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from storm_bt.errors import StormBtError
+from storm_bt.experiments.data import DataConfig
+from storm_bt.experiments.walkforward import check_refits
+from storm_bt.models.registry import MODEL_NAMES, ModelSettings, model_spec
+
+log = logging.getLogger(__name__)
+
+REFERENCE_MODEL = "storm"
+
+
+@dataclass(frozen=True)
+class FactorsConfig:
+    """Models, seeds and data of a factor evaluation.
+
+    Attributes:
+        data: prices, tickers and split.
+        models: registered model names, evaluated in this order.
+        model_settings: preset, epochs, device, threads, checkpoint cache.
+        seeds: one fit of every model per seed.
+        quantiles: score quantiles for the top-minus-bottom spread.
+        refit_every, train_window: walk-forward refits (`storm_bt.experiments.walkforward`).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    models: tuple[str, ...] = MODEL_NAMES
+    model_settings: ModelSettings = field(default_factory=ModelSettings)
+    seeds: tuple[int, ...] = (1337,)
+    quantiles: int = 5
+    refit_every: int | None = None
+    train_window: int | None = None
+
+    def __post_init__(self) -> None:
+        check_refits(self.refit_every, self.train_window)
+        if not self.models:
+            raise StormBtError("--models: give at least one model")
+        for name in self.models:
+            model_spec(name, flag="--models")
+        object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
+        if not self.seeds:
+            raise StormBtError("--seeds: give at least one seed")
+        object.__setattr__(self, "seeds", tuple(dict.fromkeys(int(s) for s in self.seeds)))
+        if self.quantiles < 2:
+            raise StormBtError(f"--quantiles {self.quantiles}: use at least 2")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FactorsConfig":
+        """The config recorded in a run's config.json (see `storm_bt.experiments.record`)."""
+        from storm_bt.experiments.record import config_from_dict
+
+        return config_from_dict(cls, values, ("models", "seeds"))
+
+
+@dataclass
+class FactorsResult:
+    """Scores per (model, seed), the daily series behind them and the paired comparisons."""
+
+    config: FactorsConfig
+    panel: object
+    split: object
+    #: model, seed, IC, ICIR, RankIC, RankICIR, n_days, Q5_Q1, and the paired
+    #: RankIC difference to the reference's same seed (RankIC_vs_ref, t_vs_ref)
+    table: pd.DataFrame
+    #: date, model, seed, IC, RankIC
+    daily: pd.DataFrame
+    #: per model: the seed-averaged daily RankIC minus the reference's, its NW se and t
+    comparison: pd.DataFrame
+    model_configs: dict
+    #: "model/seed" -> seconds to fit and predict
+    task_seconds: dict
+    seconds: float
+    #: model -> the first seed's test predictions (date x ticker), for the factor tear sheets
+    predictions: dict = field(default_factory=dict)
+    #: model -> the first seed's codebook usage (STORM models)
+    code_usage: dict = field(default_factory=dict)
+    #: date x ticker realised next-day returns on the test period
+    realised: pd.DataFrame | None = None
+
+
+def evaluate(predictions: pd.DataFrame, realised: pd.DataFrame, n_quantiles: int) -> dict:
+    """The scores of one prediction frame (date x ticker) against realised returns."""
+    from storm_bt.evaluation import ic_summary, quantile_returns
+
+    realised = realised.reindex(index=predictions.index, columns=predictions.columns)
+    scores = ic_summary(predictions, realised)
+    spread = quantile_returns(predictions, realised, n_quantiles).spread
+    scores["Q5_Q1"] = float(spread.mean()) if len(spread) else float("nan")
+    return scores
+
+
+def compare_to_reference(daily: pd.DataFrame, reference: str = REFERENCE_MODEL) -> pd.DataFrame:
+    """Per model, its seed-averaged daily RankIC minus the reference's (Newey-West t)."""
+    from storm_bt.evaluation.significance import paired_difference
+
+    columns = ["model", "vs", "RankIC_diff", "se_NW", "t_NW", "n_days"]
+    if reference not in set(daily["model"]):
+        return pd.DataFrame(columns=columns)
+    mean_daily = daily.groupby(["model", "date"], sort=False)["RankIC"].mean()
+    ref = mean_daily.loc[reference]
+    rows = []
+    for model in dict.fromkeys(daily["model"]):
+        if model == reference:
+            continue
+        d = paired_difference(mean_daily.loc[model], ref)
+        rows.append({"model": model, "vs": reference, "RankIC_diff": d["diff"], "se_NW": d["se"],
+                     "t_NW": d["t"], "n_days": d["n_days"]})
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class FactorTask:
+    """One cell of the factor grid: fit ``model`` with ``seed`` and score its test predictions."""
+
+    data: DataConfig
+    model: str
+    seed: int
+    model_settings: ModelSettings
+    quantiles: int
+    refit_every: int | None = None
+    train_window: int | None = None
+
+
+@dataclass
+class FactorTaskResult:
+    row: dict
+    daily: pd.DataFrame
+    model_config: dict
+    #: fitting and predicting time (kept out of the scores, which must not depend on it)
+    seconds: float
+    #: date x ticker test predictions
+    predictions: pd.DataFrame | None = None
+    #: STORM's codebook usage on the test period: branch -> code counts
+    code_usage: dict | None = None
+
+
+#: Features per data config, computed once per process (a grid worker runs many tasks).
+_PREPARED: dict = {}
+
+
+def _prepared(data_config: DataConfig):
+    """(panel, split, feature set, realised returns) of ``data_config``, cached per process."""
+    from storm_bt.experiments.data import load_experiment_data
+    from storm_bt.features.dataset import build_feature_set
+
+    if data_config not in _PREPARED:
+        _PREPARED.clear()  # one data set at a time: a feature set can take gigabytes
+        panel, split = load_experiment_data(data_config)
+        data = build_feature_set(panel)
+        realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
+        _PREPARED[data_config] = (panel, split, data, realised)
+    return _PREPARED[data_config]
+
+
+def run_factor_task(task: FactorTask) -> FactorTaskResult:
+    """Fit, predict and score one (model, seed): a pure function of its picklable task."""
+    from storm_bt.evaluation import daily_ic, daily_rank_ic
+    from storm_bt.experiments.fitting import fit_model
+
+    panel, split, data, realised = _prepared(task.data)
+    test_start, test_end = split.test
+    t0 = time.perf_counter()
+    if task.refit_every:
+        from storm_bt.experiments.walkforward import walk_forward
+
+        fitted = walk_forward(task.model, task.seed, task.model_settings, data, split,
+                              task.refit_every, task.train_window)
+        predictions, model_config = fitted.predictions, fitted.model_config
+    else:
+        fitted = fit_model(task.model, task.seed, task.model_settings, data, split)
+        predictions = fitted.predictor.predict(data, test_start, test_end)
+        model_config = fitted.predictor.config()
+    scores = evaluate(predictions, realised, task.quantiles)
+    row = {"model": task.model, "seed": task.seed, **scores}
+    real = realised.reindex(index=predictions.index, columns=predictions.columns)
+    daily = pd.DataFrame({"model": task.model, "seed": task.seed,
+                          "IC": daily_ic(predictions, real),
+                          "RankIC": daily_rank_ic(predictions, real)})
+    log.info("%s seed %d: IC %.4f ICIR %.4f RankIC %.4f RankICIR %.4f", task.model, task.seed,
+             scores["IC"], scores["ICIR"], scores["RankIC"], scores["RankICIR"])
+    usage = None
+    if hasattr(getattr(fitted, "predictor", None), "factors"):
+        usage = code_usage(fitted.predictor.factors(data, test_start, test_end))
+    return FactorTaskResult(row, daily, model_config, time.perf_counter() - t0, predictions,
+                            usage)
+
+
+def code_usage(factors: dict) -> dict:
+    """branch -> how often each code was chosen, from `StormPredictor.factors` output."""
+    import numpy as np
+
+    return {key.replace("codes_", "").upper(): np.bincount(np.asarray(value).ravel().astype(int))
+            for key, value in factors.items() if key.startswith("codes_") and value is not None}
+
+
+def factor_tasks(config: FactorsConfig) -> list:
+    """The grid of a factor evaluation: one task per (model, seed), models outermost."""
+    from storm_bt.experiments.grid import Task
+
+    return [Task(f"{model} seed {seed}", run_factor_task,
+                 FactorTask(config.data, model, seed, config.model_settings, config.quantiles,
+                            config.refit_every, config.train_window))
+            for model in config.models for seed in config.seeds]
+
+
+def run_factors(config: FactorsConfig, grid=None) -> FactorsResult:
+    """Fit and score every model for every seed (see the module docstring).
+
+    ``grid`` (`storm_bt.experiments.grid.GridSettings`) runs the (model, seed) tasks on
+    several processes or a Ray cluster; the result is the same as a serial run's.
+    """
+    from storm_bt.evaluation.significance import paired_difference
+    from storm_bt.experiments.grid import GridSettings, run_grid
+
+    started = time.perf_counter()
+    panel, split, _, realised = _prepared(config.data)
+    if len(panel.tickers) < config.quantiles:
+        raise StormBtError(f"{panel.source}: {len(panel.tickers)} tickers cannot fill "
+                           f"{config.quantiles} quantiles; lower --quantiles")
+    grid = grid or GridSettings()
+    if grid.jobs > 1 or grid.backend != "local":
+        _PREPARED.clear()  # the workers prepare their own copy
+    try:
+        outcomes = run_grid(factor_tasks(config), grid, desc="factors")
+    finally:
+        _PREPARED.clear()
+    rows = [o.row for o in outcomes]
+    configs = {o.row["model"]: o.model_config for o in outcomes}
+    table = pd.DataFrame(rows)
+    daily_frame = pd.concat([o.daily for o in outcomes]).rename_axis("date").reset_index()
+    # Paired per seed against the reference model's same seed.
+    diffs, ts = [], []
+    for row in rows:
+        ref = daily_frame[(daily_frame["model"] == REFERENCE_MODEL)
+                          & (daily_frame["seed"] == row["seed"])]
+        if row["model"] == REFERENCE_MODEL or ref.empty:
+            diffs.append(float("nan")), ts.append(float("nan"))
+            continue
+        own = daily_frame[(daily_frame["model"] == row["model"]) & (daily_frame["seed"] == row["seed"])]
+        d = paired_difference(own.set_index("date")["RankIC"], ref.set_index("date")["RankIC"])
+        diffs.append(d["diff"]), ts.append(d["t"])
+    table["RankIC_vs_ref"], table["t_vs_ref"] = diffs, ts
+    return FactorsResult(config=config, panel=panel, split=split, table=table,
+                         daily=daily_frame, comparison=compare_to_reference(daily_frame),
+                         model_configs=configs,
+                         task_seconds={f"{o.row['model']}/{o.row['seed']}": round(o.seconds, 1)
+                                       for o in outcomes},
+                         seconds=time.perf_counter() - started,
+                         predictions={o.row["model"]: o.predictions for o in outcomes
+                                      if o.row["seed"] == config.seeds[0]},
+                         code_usage={o.row["model"]: o.code_usage for o in outcomes
+                                     if o.row["seed"] == config.seeds[0] and o.code_usage},
+                         realised=realised.loc[split.test_start:split.test_end])

@@ -1,0 +1,64 @@
+"""The tensor batch every torch model in storm_bt consumes.
+
+Shapes: B samples (window end dates), T days of history, S stocks, F features, P price
+fields (the first P features are the normalised prices, the reconstruction target).
+
+A batch can hold a subset of the stocks (``stocks``, sorted column indices): the window
+of sample i is features[e_i - T + 1 .. e_i, stocks, :], gathered directly, so a batch of
+k stocks costs O(B T k F) whatever the size of the universe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from storm_bt.features.dataset import FeatureSet
+
+
+@dataclass
+class Batch:
+    """x (B,T,S,F) float32 scaled features; y (B,S) next-day return with NaN set to 0;
+    label_mask (B,S) bool, True where y is known; price_mean / price_std (B,T,S,P) the
+    scaler's statistics of the price fields (dollars = normalised * std + mean)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    label_mask: torch.Tensor
+    price_mean: torch.Tensor
+    price_std: torch.Tensor
+
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def n_price(self) -> int:
+        return self.price_mean.shape[-1]
+
+
+def make_batch(data: FeatureSet, ends: np.ndarray, history: int,
+               stocks: np.ndarray | None = None) -> Batch:
+    """Gather the windows ending at `ends` into a `Batch`, over every stock or over the
+    columns ``stocks`` only (fancy indexing makes writable copies, as torch needs)."""
+    ends = np.asarray(ends)
+    days = ends[:, None] - history + 1 + np.arange(history)[None, :]          # (B, T)
+    cols = slice(None) if stocks is None else np.asarray(stocks)
+    if stocks is None:
+        x = data.features[days]
+        pm, ps = data.price_mean[days], data.price_std[days]
+        y = data.labels[ends].astype(np.float32, copy=True)
+    else:
+        x = data.features[days[:, :, None], cols[None, None, :]]
+        pm = data.price_mean[days[:, :, None], cols[None, None, :]]
+        ps = data.price_std[days[:, :, None], cols[None, None, :]]
+        y = data.labels[ends[:, None], cols[None, :]].astype(np.float32, copy=True)
+    mask = np.isfinite(y)
+    y[~mask] = 0.0
+    return Batch(
+        x=torch.from_numpy(np.asarray(x, dtype=np.float32)),
+        y=torch.from_numpy(y),
+        label_mask=torch.from_numpy(mask),
+        price_mean=torch.from_numpy(np.asarray(pm, dtype=np.float32)),
+        price_std=torch.from_numpy(np.asarray(ps, dtype=np.float32)),
+    )

@@ -1,0 +1,101 @@
+"""STORM behind the `Predictor` interface, and its factors for downstream use.
+
+Three registry names share one class: ``storm`` (both branches), ``storm-ts`` (the
+time-series branch alone, STORM w/o CS) and ``storm-cs`` (the cross-sectional branch
+alone). A preset (`storm_bt.models.storm.config.PRESETS`) gives the model; the matching
+training schedule (STORM_SPEC sections 4 and 11) is below; keyword overrides change
+either. The model is sized to the data at fit (S stocks, F features, its price fields).
+
+``factors(data, start, end)`` runs the fitted model without labels on every window ending
+in the range and returns `StormModel.factors` per date: the factor embeddings and code
+indices of each branch, as numpy arrays whose first axis follows ``dates``:
+z_cs, q_cs (N, T, d), codes_cs (N, T); z_ts, q_ts (N, (T/p) S, d), codes_ts (N, (T/p) S),
+time-major (index j S + s); phi (N, M, 2d), the M = T + T/p market tokens the factors are
+read from; mu_z, sigma_z (N, M).
+
+The model has no weight whose size depends on S: with the presets' ``stocks_per_step``
+each training step sees a random subset of the stocks, while `predict` and `factors`
+always cover every stock.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from storm_bt.features.dataset import FeatureSet
+from storm_bt.errors import StormBtError
+from storm_bt.models.storm import StormModel
+from storm_bt.models.storm.config import PRESETS as MODEL_PRESETS
+from storm_bt.models.storm.config import StormConfig
+from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
+from storm_bt.models.neural.training import (PRESET_SAMPLING, TrainConfig,
+                                             predict_unlabelled_batch)
+from storm_bt.runtime import torch_threads
+
+#: Training schedules per preset: tiny for CI, small = STORM_SPEC 11 (lr 5e-4, 15 epochs,
+#: 10% warmup, clip 1.0), paper/parity = STORM_SPEC 4 (lr 1e-4, 1000 epochs, 100 warmup;
+#: the official code never clips and keeps the best epoch without stopping early).
+#: tiny/small/paper sample stocks (`PRESET_SAMPLING`: 64 per training step, validation
+#: ranked across 128; no effect on the Dow 30); parity trains and validates on every stock.
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(epochs=5, lr=5e-4, **PRESET_SAMPLING),
+    "small": TrainConfig(epochs=15, lr=5e-4, **PRESET_SAMPLING),
+    "paper": TrainConfig(epochs=1000, lr=1e-4, patience=None, **PRESET_SAMPLING),
+    "parity": TrainConfig(epochs=1000, lr=1e-4, patience=None, grad_clip=None),
+}
+PRESETS = {name: (MODEL_PRESETS[name], TRAIN_PRESETS[name]) for name in MODEL_PRESETS}
+
+
+class StormPredictor(PresetTorchPredictor):
+    """STORM with both branches; see `StormTSPredictor` / `StormCSPredictor`."""
+
+    name = "storm"
+    branches = "both"
+    presets = PRESETS
+
+    def __init__(self, preset: str = "small", **kwargs) -> None:
+        branches = kwargs.pop("branches", None)
+        if branches not in (None, self.branches):
+            raise StormBtError(f"{self.name} uses branches={self.branches!r}, not {branches!r}; "
+                               "pick the model storm, storm-ts or storm-cs instead")
+        super().__init__(preset=preset, branches=self.branches, **kwargs)
+
+    def make_model(self, config: StormConfig, dims: DataDims) -> nn.Module:
+        return StormModel(config.with_data(dims.n_stocks, dims.n_features, dims.price_names))
+
+    def factors(self, data: FeatureSet, start, end, batch_size: int | None = None) -> dict:
+        """Factor embeddings and code indices of each branch for windows ending in [start, end].
+
+        Returns ``{"dates": DatetimeIndex (N,), <name>: ndarray (N, ...)}`` for every output
+        of `StormModel.factors`; no label is read.
+        """
+        model = self._check_fitted(data)
+        ends = data.sample_ends(start, end, self.history, labelled=False)
+        device = next(iter(model.parameters())).device
+        batch_size = batch_size or self.windows_per_forward(len(data.tickers))
+        parts: dict[str, list[np.ndarray]] = {}
+        model.eval()
+        with torch_threads(self.train_config.num_threads), torch.no_grad():
+            for lo in range(0, len(ends), batch_size):
+                batch = predict_unlabelled_batch(data, ends[lo: lo + batch_size], self.history)
+                for key, value in model.factors(batch.to(device)).items():
+                    parts.setdefault(key, []).append(value.detach().cpu().numpy())
+        out: dict = {"dates": pd.DatetimeIndex(data.dates[ends])}
+        out.update({k: np.concatenate(v) for k, v in parts.items()})
+        return out
+
+
+class StormTSPredictor(StormPredictor):
+    """STORM's time-series branch alone (the STORM w/o CS ablation)."""
+
+    name = "storm-ts"
+    branches = "ts"
+
+
+class StormCSPredictor(StormPredictor):
+    """STORM's cross-sectional branch alone."""
+
+    name = "storm-cs"
+    branches = "cs"

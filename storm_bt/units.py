@@ -1,0 +1,20 @@
+"""Unit conversions used across stages (one home each).
+
+Costs are quoted in basis points of traded value: 1 bp = 1e-4, so a commission of c bps
+costs ``c / 1e4`` of every traded dollar.
+"""
+from __future__ import annotations
+
+import math
+
+from storm_bt.errors import StormBtError
+
+BPS = 1e4
+
+
+def bps_to_fraction(bps: float, name: str = "--cost-bps") -> float:
+    """A cost in basis points as a fraction of traded value; negative or non-finite is an error."""
+    value = float(bps)
+    if not math.isfinite(value) or value < 0:
+        raise StormBtError(f"{name} {bps}: use a cost of 0 basis points or more")
+    return value / BPS
