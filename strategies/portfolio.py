@@ -23,6 +23,14 @@ names absent from the row are sold to 0.
 
 Turnover of a rebalance = sum_i |q*_i - q_i| p_i / V (a full switch of the book counts 2),
 indexed by the decision date, so the commission paid is c * turnover * V.
+
+No leverage. The book never borrows: target weights whose net sum exceeds 1 are scaled by
+the s above to a fully invested book, so 1.5 x the weights of a fully invested book ends at
+the value of 1 x them (the same shares are bought, to float rounding). That is almost never what a
+caller who returns such weights means, so the first such row logs a warning naming its
+date and its sum (``target weights sum to 1.5 > 1 on 2020-03-02 ...``), and the end of the
+run logs how many rows were scaled and the largest sum. A long-short book with a net sum
+<= 1 (e.g. 1.3 long, 0.3 short) is traded as given.
 """
 from __future__ import annotations
 
@@ -38,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: Fraction of the book kept in cash when the targets are fully invested (float rounding).
 CASH_RESERVE = 1e-9
+#: Net target weight above which a row asks for leverage (and is warned about): a fully
+#: invested row sums to 1 up to float rounding.
+LEVERAGE_TOLERANCE = 1e-6
 
 
 class PortfolioStrategy(SignalStrategy):
@@ -59,6 +70,8 @@ class PortfolioStrategy(SignalStrategy):
         self._pending: tuple[pd.Timestamp, np.ndarray] | None = None
         self._turnover: dict[pd.Timestamp, float] = {}
         self._ignored: set[str] = set()
+        #: (decision date, net weight) of every row whose targets summed above 1
+        self.levered: list[tuple[pd.Timestamp, float]] = []
 
     def start(self) -> None:
         if not self.cerebro.p.cheat_on_open:
@@ -94,7 +107,27 @@ class PortfolioStrategy(SignalStrategy):
             bad = self.tickers[int(np.flatnonzero(~np.isfinite(w))[0])]
             raise StormBtError(f"{type(self).__name__}: infinite target weight for {bad} "
                                f"on {date.date()}")
+        self._warn_leverage(date, w)
         self._pending = (date, w)
+
+    def _warn_leverage(self, date: pd.Timestamp, w: np.ndarray) -> None:
+        net = float(w.sum())
+        if net <= 1.0 + LEVERAGE_TOLERANCE:
+            return
+        if not self.levered:
+            log.warning("%s: target weights sum to %.6g > 1; %s does not borrow, so the book "
+                        "is scaled to be fully invested (%.6g x these weights); further rows "
+                        "are counted at the end of the run", date.date(), net,
+                        type(self).__name__, 1.0 / net)
+        self.levered.append((date, net))
+
+    def stop(self) -> None:
+        if len(self.levered) > 1:
+            worst = max(self.levered, key=lambda row: row[1])
+            log.warning("%d rows of target weights summed above 1 (the largest %.6g, on %s); "
+                        "each was scaled to a fully invested book", len(self.levered), worst[1],
+                        worst[0].date())
+        super().stop()
 
     def next_open(self) -> None:
         if self._pending is None:

@@ -8,7 +8,8 @@ total-return prices, see `strategies.feeds`, no observers) and pass ``cost_bps``
 strategy, which installs the commission itself (`SignalStrategy.start`). The portfolio
 cerebro is cheat-on-open (orders decided at the close of t fill at the open of t+1) and
 carries backtrader's SharpeRatio analyzer on daily returns, annualised, risk-free rate 0;
-the trading cerebro is cheat-on-close (orders fill at the decision day's close).
+the trading cerebro is cheat-on-close (orders fill at the decision day's close), or
+cheat-on-open with ``fill="next-open"`` (orders fill at the next bar's open).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from storm_bt.trading.account import Action
 from strategies.base import SignalStrategy
 from strategies.feeds import panel_feeds
 from strategies.portfolio import PortfolioStrategy
-from strategies.trading import TradingStrategy
+from strategies.trading import FILLS, TradingStrategy
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ class TradingResult:
         returns: r_t = V_t / V_{t-1} - 1, V_{-1} = `cash`, on every bar.
         values: [V_{-1}, V_0, ..., V_{N-1}] as an array (for `reports.trading_metrics`).
         actions: executed action per bar (0 SELL, 1 HOLD, 2 BUY).
-        trades: fills (date = the decision day, ticker, size, price, commission).
+        trades: fills (date = the fill day: the decision day for close fills, the next bar
+            for next-open fills; ticker, size, price, commission).
         cash: the initial cash V_{-1}.
     """
 
@@ -133,16 +135,21 @@ def run_trading_backtest(panel: Panel, ticker: str, signals: pd.Series | pd.Data
                          policy: Callable[[Any, float], Action] | None, start: Date, end: Date,
                          cash: float = 1e5, cost_bps: float = 1.0,
                          strategy_cls: type[TradingStrategy] = TradingStrategy,
-                         **strategy_params) -> TradingResult:
+                         fill: str = "close", **strategy_params) -> TradingResult:
     """Trade `ticker` of `panel` over [start, end] with `policy` on `signals`.
 
     The feed is the ticker's total-return prices: orders execute at the adjusted close of
-    the decision day. Extra keyword arguments go to `strategy_cls` as params.
+    the decision day (``fill="close"``) or at the adjusted open of the next bar
+    (``fill="next-open"``; see `strategies.trading`). Extra keyword arguments go to
+    `strategy_cls` as params.
     """
-    cerebro = _cerebro(panel, [ticker], start, end, cash, strategy_cls, TradingStrategy)
-    cerebro.broker.set_coc(True)
+    if fill not in FILLS:
+        raise StormBtError(f"--fill {fill!r}: choose one of {', '.join(FILLS)}")
+    cerebro = _cerebro(panel, [ticker], start, end, cash, strategy_cls, TradingStrategy,
+                       cheat_on_open=fill == "next-open")
+    cerebro.broker.set_coc(fill == "close")
     cerebro.addstrategy(strategy_cls, signals=signals, policy=policy, cost_bps=cost_bps,
-                        **strategy_params)
+                        fill=fill, **strategy_params)
     strategy = cerebro.run()[0]
     equity = strategy.equity()
     result = TradingResult(

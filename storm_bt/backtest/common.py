@@ -43,6 +43,10 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
                    help="first test (backtest) date; validation ends the day before (default "
                         "2021-04-01, embedded: 2020-01-01, else the data's last 3 years)")
     g.add_argument("--test-end", metavar="DATE", help="last test date (default: the data's last date)")
+    g.add_argument("--membership", metavar="FILE",
+                   help="point-in-time universe: CSV ticker,start_date,end_date (empty end: "
+                        "still a member); a stock is traded, scored and trained on at t only "
+                        "while it is a member at t")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, single_model: bool = True) -> None:
@@ -119,7 +123,8 @@ def grid_settings(args: argparse.Namespace):
 def data_config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(data=str(args.data), tickers=tuple(args.tickers) if args.tickers else None,
                       train_start=args.train_start, valid_start=args.valid_start,
-                      test_start=args.test_start, test_end=args.test_end)
+                      test_start=args.test_start, test_end=args.test_end,
+                      membership=getattr(args, "membership", None))
 
 
 def model_settings(args: argparse.Namespace) -> ModelSettings:

@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="tear-sheet benchmark: 'equal-weight' (the universe, default) or "
                         "PATH:TICKER of a long price file, e.g. shared/data/benchmarks_daily.csv.gz:SPY")
     common.add_refit_arguments(parser)
-    common.add_run_arguments(parser)
+    common.add_grid_arguments(parser)
+    common.add_run_arguments(parser, seeds=True)
 
 
 def config_from_args(args: argparse.Namespace) -> PortfolioConfig:
@@ -103,8 +104,31 @@ def write_outputs(result: PortfolioResult, out: Path) -> None:
         atomic_write_json(run_record("portfolio", result.config, result.panel, result.split,
                                      model=result.model_config, max_weight=result.max_weight,
                                      refits=[r.as_dict() for r in result.refits],
-                                     seconds=round(result.seconds, 1)),
+                                     timings=result.timings, seconds=round(result.seconds, 1)),
                           stage / "config.json")
+
+
+def write_seed_outputs(results: list[PortfolioResult], out: Path, panel) -> str:
+    """A multi-seed run: every seed's files in seed-<s>/, and seeds.csv / seeds.md beside
+    them (each metric per seed, and its mean ± standard error over seeds)."""
+    from reports import atomic_write_csv, atomic_write_text, staged_outputs
+    from reports.tables import mean_cell, markdown
+    from storm_bt.experiments.portfolio import seed_summary
+
+    table = seed_summary(results)
+    summary = {c: mean_cell(table[c], 4, spread="se") for c in table.columns if c != "seed"}
+    text = (f"Portfolio over seeds {' '.join(map(str, table['seed']))}: "
+            f"{results[0].model_name} + {results[0].config.optimizer} "
+            f"(mean ± standard error over seeds)\n\n"
+            f"{markdown(pd.DataFrame([summary], index=['mean ± se']))}\n\n"
+            f"{markdown(table.set_index('seed').round(4))}\n")
+    with staged_outputs(out) as stage:
+        for result in results:
+            result.panel = panel
+            write_outputs(result, stage / f"seed-{result.config.seed}")
+        atomic_write_csv(table, stage / "seeds.csv", index=False)
+        atomic_write_text(stage / "seeds.md", text)
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +137,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     config = config_from_args(args)
     out = common.run_folder(args, "portfolio")
+    if args.seeds:
+        from storm_bt.experiments.data import load_experiment_data
+        from storm_bt.experiments.portfolio import run_portfolio_seeds
+
+        results = run_portfolio_seeds(config, tuple(args.seeds), common.grid_settings(args))
+        panel, _ = load_experiment_data(config.data)
+        print(write_seed_outputs(results, out, panel))
+        log.info("wrote %s (%.0f s)", out, time.perf_counter() - started)
+        return 0
     result = run_portfolio(config)
     write_outputs(result, out)
     log.info("wrote %s (%.0f s); open %s", out, time.perf_counter() - started,

@@ -2,7 +2,8 @@
 
 For each seed, the predictors are fitted once on the whole universe of --data (or
 --universe), then each traded stock is run through backtrader (orders at the decision
-day's adjusted close, integer shares, all-in / all-out, --cost-bps commission):
+day's adjusted close, or with --fill next-open at the next day's adjusted open; integer
+shares, all-in / all-out, --cost-bps commission):
 
     buy-and-hold                         buy on the first test day
     lightgbm, lstm, transformer          threshold on the predicted next-day return
@@ -16,7 +17,8 @@ CR = APY/MDD, ASR = annualised Sharpe of daily returns, MDD from the initial val
 AVO = annualised volatility of daily returns; mean (± std) over --seeds.
 
 The flags become a `storm_bt.experiments.trading_table.TradingTableConfig`;
-`run_trading_table` does the work; this module writes the files.
+`run_trading_table` does the work, as a grid of independent tasks (--jobs N local
+processes, or --backend ray); this module writes the files.
 
 Outputs in --out: trading.csv (model,ticker,seed,APY,CW,CR,ASR,MDD,AVO; fractions),
 trading.md (the two tables with the Improvement(%) row), equity.csv (model, ticker, seed,
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from storm_bt.backtest import common
 from storm_bt.experiments.trading_table import TradingTableConfig, TradingTableResult
+from storm_bt.trading.account import FILLS
 from storm_bt.trading.rows import LABELS, PAPER_TICKERS, TABLE_MODELS, TIMESTEPS
 
 log = logging.getLogger(__name__)
@@ -62,8 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--with-position", action="store_true",
                    help="agents also see their position flag (STORM_SPEC D23; default: "
                         "position-blind, as the official code)")
+    g.add_argument("--fill", choices=FILLS, default="close",
+                   help="where the test trades fill: close = the decision day's close (the "
+                        "paper's market-on-close, default), next-open = the next day's open; "
+                        "the agents train with same-close accounting either way")
     g.add_argument("--no-tearsheets", action="store_true",
                    help="skip the quantstats tear sheets (a few seconds each)")
+    common.add_grid_arguments(parser)
     common.add_run_arguments(parser, seeds=True)
 
 
@@ -76,7 +84,8 @@ def config_from_args(args: argparse.Namespace) -> TradingTableConfig:
         universe=tuple(args.universe) if args.universe else None,
         models=tuple(args.models), seeds=common.seeds(args),
         model_settings=common.model_settings(args), timesteps=args.timesteps, cash=args.cash,
-        cost_bps=args.cost_bps, threshold=args.threshold, with_position=args.with_position)
+        cost_bps=args.cost_bps, threshold=args.threshold, with_position=args.with_position,
+        fill=args.fill)
 
 
 def markdown(result: TradingTableResult) -> str:
@@ -85,8 +94,9 @@ def markdown(result: TradingTableResult) -> str:
 
     config = result.config
     test_start, test_end = result.split.test
+    fill = "close" if config.fill == "close" else "next open"
     head = (f"Single-stock trading, test period {test_start.date()} .. {test_end.date()}, "
-            f"cost {config.cost_bps:g} bp, cash {config.cash:g}, "
+            f"fills at the {fill}, cost {config.cost_bps:g} bp, cash {config.cash:g}, "
             f"seeds {' '.join(map(str, config.seeds))}, "
             f"preset {config.model_settings.preset}; mean ± std over seeds; APY, MDD, AVO in %; "
             f"Improvement(%) = STORM vs the best baseline (positive = STORM better)")
@@ -131,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = common.run_folder(args, "trading")
-    result = run_trading_table(config)
+    result = run_trading_table(config, common.grid_settings(args))
     text = write_outputs(result, out, tearsheets=not args.no_tearsheets)
     print(text)
     log.info("wrote %s (%.0f s)", out, result.seconds)

@@ -164,16 +164,19 @@ _PREPARED: dict = {}
 
 
 def _prepared(data_config: DataConfig):
-    """(panel, split, feature set, realised returns) of ``data_config``, cached per process."""
-    from storm_bt.experiments.data import load_experiment_data
+    """(panel, split, feature set, realised returns, membership) of ``data_config``, cached
+    per process; realised returns and labels are NaN off the membership."""
+    from storm_bt.experiments.data import (load_experiment_data, membership_frame,
+                                           restrict_to_members)
     from storm_bt.features.dataset import build_feature_set
 
     if data_config not in _PREPARED:
         _PREPARED.clear()  # one data set at a time: a feature set can take gigabytes
         panel, split = load_experiment_data(data_config)
-        data = build_feature_set(panel)
+        member = membership_frame(data_config, panel)
+        data = restrict_to_members(build_feature_set(panel), member)
         realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
-        _PREPARED[data_config] = (panel, split, data, realised)
+        _PREPARED[data_config] = (panel, split, data, realised, member)
     return _PREPARED[data_config]
 
 
@@ -182,7 +185,9 @@ def run_factor_task(task: FactorTask) -> FactorTaskResult:
     from storm_bt.evaluation import daily_ic, daily_rank_ic
     from storm_bt.experiments.fitting import fit_model
 
-    panel, split, data, realised = _prepared(task.data)
+    from storm_bt.experiments.data import members_only
+
+    panel, split, data, realised, member = _prepared(task.data)
     test_start, test_end = split.test
     t0 = time.perf_counter()
     if task.refit_every:
@@ -195,6 +200,7 @@ def run_factor_task(task: FactorTask) -> FactorTaskResult:
         fitted = fit_model(task.model, task.seed, task.model_settings, data, split)
         predictions = fitted.predictor.predict(data, test_start, test_end)
         model_config = fitted.predictor.config()
+    predictions = members_only(predictions, member)
     scores = evaluate(predictions, realised, task.quantiles)
     row = {"model": task.model, "seed": task.seed, **scores}
     real = realised.reindex(index=predictions.index, columns=predictions.columns)
@@ -238,7 +244,7 @@ def run_factors(config: FactorsConfig, grid=None) -> FactorsResult:
     from storm_bt.experiments.grid import GridSettings, run_grid
 
     started = time.perf_counter()
-    panel, split, _, realised = _prepared(config.data)
+    panel, split, _, realised, _ = _prepared(config.data)
     if len(panel.tickers) < config.quantiles:
         raise StormBtError(f"{panel.source}: {len(panel.tickers)} tickers cannot fill "
                            f"{config.quantiles} quantiles; lower --quantiles")

@@ -195,6 +195,8 @@ class PortfolioResult:
     seconds: float
     #: the split of every walk-forward refit (one element, the split, without refits)
     refits: list = field(default_factory=list)
+    #: seconds per step: features, fit_predict, optimizer, backtest
+    timings: dict = field(default_factory=dict)
 
 
 def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
@@ -204,7 +206,8 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     from reports import performance_metrics
     from storm_bt.data.benchmark import load_benchmark
     from storm_bt.evaluation import ic_summary
-    from storm_bt.experiments.data import load_experiment_data
+    from storm_bt.experiments.data import (load_experiment_data, members_only, membership_frame,
+                                           restrict_to_members)
     from storm_bt.experiments.fitting import fit_model
     from storm_bt.features.dataset import build_feature_set
     from strategies import run_portfolio_backtest
@@ -226,8 +229,13 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
         raise StormBtError(f"--benchmark {config.benchmark} has no price on {gap.date()} inside "
                            "the test period; choose another benchmark or test period")
 
+    timings = {}
+    clock = time.perf_counter()
     log.info("features for %d tickers x %d days", n_assets, len(panel.dates))
-    data = build_feature_set(panel)
+    member = membership_frame(config.data, panel)
+    data = restrict_to_members(build_feature_set(panel), member)
+    timings["features"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     if config.refit_every:
         from storm_bt.experiments.walkforward import walk_forward
 
@@ -240,9 +248,12 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
         predictions = fitted.predictor.predict(data, test_start, test_end)
         refits = [split]
         model_name, model_config = fitted.predictor.name, fitted.predictor.config()
+    predictions = members_only(predictions, member)
     if predictions.empty:
         raise StormBtError(f"no test dates between {test_start.date()} and {test_end.date()}")
 
+    timings["fit_predict"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     # Weights decided on the last test day would never trade: stop one day before.
     decision_dates = predictions.index[:-1:config.rebalance]
     optimizer = make_optimizer(
@@ -253,14 +264,17 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     weights = rebalance_weights(predictions, panel.returns(), decision_dates, optimizer,
                                 lookback=config.lookback, horizon=config.horizon,
                                 risk_factors=config.risk_factors)
+    timings["optimizer"] = time.perf_counter() - clock
     book = book_change_summary(weights)
     if book["frozen"]:
         log.warning("the book barely changes: %d of %d rebalances change it (last on %s); "
                     "costs or the turnover penalty may outweigh the predicted returns",
                     book["changed"], book["rebalances"], book["last_change"])
 
+    clock = time.perf_counter()
     backtest = run_portfolio_backtest(panel, weights, test_start, test_end, cash=config.cash,
                                       cost_bps=config.cost_bps)
+    timings["backtest"] = time.perf_counter() - clock
     returns = backtest.returns
     realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
     metrics = {
@@ -276,6 +290,9 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     }
     bench_aligned = benchmark.reindex(returns.index).fillna(0.0).rename(benchmark.name)
     p = metrics["portfolio"]
+    log.info("seconds: features %.1f, fit and predict %.1f, optimizer %.1f (%d rebalances), "
+             "backtest %.1f", timings["features"], timings["fit_predict"], timings["optimizer"],
+             len(decision_dates), timings["backtest"])
     log.info("annual return %.2f%%, Sharpe %.2f, max drawdown %.2f%%, RankIC %.4f",
              100 * p["annual_return"], p["sharpe"], 100 * p["max_drawdown"],
              metrics["factor"]["RankIC"])
@@ -285,5 +302,43 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
         equity=backtest.equity, returns=returns.rename(f"{model_name} + {config.optimizer}"),
         benchmark=bench_aligned, metrics=metrics, max_weight=cap,
         fit_seconds=fitted.fit_seconds, seconds=time.perf_counter() - started,
-        refits=refits)
+        refits=refits, timings={k: round(v, 2) for k, v in timings.items()})
 
+
+
+def _portfolio_task(config: PortfolioConfig) -> PortfolioResult:
+    """One seed of a multi-seed run, light to send back from a worker (no panel)."""
+    result = run_portfolio(config)
+    result.panel = None
+    return result
+
+
+def run_portfolio_seeds(config: PortfolioConfig, seeds: tuple[int, ...],
+                        grid=None) -> list[PortfolioResult]:
+    """The same portfolio run for every seed, as independent tasks of a grid (in seed order).
+
+    Each result is what `run_portfolio` returns for ``replace(config, seed=s)``, except that
+    ``panel`` is None (every seed shares the data: load it once with `load_experiment_data`).
+    """
+    from dataclasses import replace
+
+    from storm_bt.experiments.grid import GridSettings, Task, run_grid
+
+    if not seeds:
+        raise StormBtError("--seeds: give at least one seed")
+    tasks = [Task(f"{config.model} seed {s}", _portfolio_task, replace(config, seed=s))
+             for s in dict.fromkeys(seeds)]
+    return run_grid(tasks, grid or GridSettings(), desc="portfolio seeds")
+
+
+def seed_summary(results: list[PortfolioResult]) -> pd.DataFrame:
+    """One row per seed: the portfolio's headline metrics and the predictions' RankIC."""
+    rows = []
+    for r in results:
+        p, f = r.metrics["portfolio"], r.metrics["factor"]
+        rows.append({"seed": r.config.seed, "annual_return": p["annual_return"],
+                     "sharpe": p["sharpe"], "max_drawdown": p["max_drawdown"],
+                     "volatility": p["annual_volatility"], "calmar": p["calmar"],
+                     "cumulative_wealth": p["cumulative_wealth"],
+                     "IC": f["IC"], "RankIC": f["RankIC"], "RankICIR": f["RankICIR"]})
+    return pd.DataFrame(rows)

@@ -17,6 +17,22 @@ Agents train in `TradingEnv` on the train + valid range (train_start .. test_sta
 agents have no early stopping, and the valid range is the one where the factor model's
 states are out of sample, like the test's), then their greedy policy trades the test
 period inside backtrader (`strategies.run_trading_backtest`), as every other model does.
+Test orders fill at the decision day's close (``fill="close"``, the paper's market-on-close
+and the environment's accounting) or at the next bar's open (``fill="next-open"``).
+
+The table is a grid of independent tasks (`storm_bt.experiments.grid`), each a pure
+function of a picklable config:
+
+    wave 1   FitTask (seed, predictor)  -> the predictions, or the STORM factor states,
+                                           of every traded stock
+             RowTask (seed, row, ticker) for the rows that need no fit: buy-and-hold and
+                                           the price agents (train, then backtest)
+    wave 2   RowTask (seed, row, ticker) for the fitted rows, given their fit's signals
+
+so a predictor is fitted once per seed and shared by its rows, the agents of different
+stocks train at once, and the rows are merged in the table's order: a parallel run gives
+exactly the serial run's table. A task's randomness is its own (the process is seeded
+with the task's seed; an agent seeds its networks, exploration and environments).
 
 Metrics per (model, ticker, seed) from the values V_{-1} = cash, V_0, ..., V_{N-1}
 (`reports.trading_metrics`): APY = (V_N / V_0)^(252/N) - 1, CW = V_N / V_0, CR = APY / MDD,
@@ -40,11 +56,12 @@ import pandas as pd
 
 from storm_bt.data.panel import Panel
 from storm_bt.errors import StormBtError
-from storm_bt.experiments.data import DataConfig
+from storm_bt.experiments.data import DataConfig, members_only
 from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.models.registry import ModelSettings
-from storm_bt.trading.rows import (PAPER_TICKERS, PREDICTOR_MODELS, PRICE_AGENTS, TABLE_MODELS,
-                                   TIMESTEPS)
+from storm_bt.trading.account import FILLS
+from storm_bt.trading.rows import (PAPER_TICKERS, PREDICTOR_MODELS, PRICE_AGENTS, STORM_MODELS,
+                                   TABLE_MODELS, TIMESTEPS)
 from storm_bt.units import bps_to_fraction
 
 if TYPE_CHECKING:  # backtrader loads only when a run starts
@@ -75,6 +92,9 @@ class TradingTableConfig:
         threshold: the threshold policy's |s| (None: the cost rate, cost_bps / 1e4).
         with_position: the agents also see their position flag (STORM_SPEC D23).
         agent_threads: torch threads while an agent trains.
+        fill: where the test trades fill: "close" (the decision day's close, the paper's
+            market-on-close and the environment's accounting) or "next-open" (the next
+            bar's open; the agents still train with same-close accounting).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -88,6 +108,7 @@ class TradingTableConfig:
     threshold: float | None = None
     with_position: bool = False
     agent_threads: int = 1
+    fill: str = "close"
 
     def __post_init__(self) -> None:
         models = tuple(dict.fromkeys(self.models))
@@ -116,6 +137,8 @@ class TradingTableConfig:
             raise StormBtError(f"--threshold {self.threshold}: must be >= 0")
         if self.agent_threads < 1:
             raise StormBtError(f"agent_threads {self.agent_threads}: use at least 1 thread")
+        if self.fill not in FILLS:
+            raise StormBtError(f"--fill {self.fill!r}: choose one of {', '.join(FILLS)}")
 
     @property
     def cost(self) -> float:
@@ -240,115 +263,234 @@ def check_tickers(panel: Panel, split: Split, tickers: tuple[str, ...]) -> None:
                                f"agents need at least {MIN_AGENT_DAYS} to train on")
 
 
-# ---------------------------------------------------------------------- the run
-class _TableRun:
-    """The rows of one run; `model_runs(model, seed)` gives every traded stock of one row."""
+# ---------------------------------------------------------------------- the grid
+@dataclass
+class _Prepared:
+    """What every task of one table reads: the universe's panel, the split, the traded
+    stocks, the membership, and the feature set (built on first use)."""
 
-    def __init__(self, config: TradingTableConfig, panel: Panel, split: Split,
-                 traded: tuple[str, ...], data: FeatureSet) -> None:
-        self.config, self.panel, self.split, self.traded, self.data = (config, panel, split,
-                                                                        traded, data)
-        self.rl_range = (split.train_start, split.valid[1])
-        self.fit_seconds: dict[str, float] = {}
-        self.predictor_configs: dict[str, dict] = {}
+    panel: Panel
+    split: Split
+    traded: tuple[str, ...]
+    member: pd.DataFrame | None
+    _data: FeatureSet | None = None
 
-    def _trade(self, model: str, ticker: str, seed: int, signals, policy, started: float,
-               **extra) -> TradingRun:
-        from reports import trading_metrics
-        from strategies import run_trading_backtest
+    @property
+    def data(self) -> FeatureSet:
+        """The features of the universe, members only (`restrict_to_members`)."""
+        if self._data is None:
+            from storm_bt.experiments.data import restrict_to_members
+            from storm_bt.features.dataset import build_feature_set
 
-        result = run_trading_backtest(self.panel, ticker, signals, policy, *self.split.test,
-                                      cash=self.config.cash, cost_bps=self.config.cost_bps)
-        metrics = trading_metrics(pd.Series(result.values))
-        run = TradingRun(model, ticker, seed, metrics, result, time.perf_counter() - started,
-                         extra)
-        log.info("%-12s %-5s seed %d: APY %7.2f%%  CW %.4f  ASR %6.3f  MDD %6.2f%%  "
-                 "%3d trades (%.0f s)", model, ticker, seed, 100 * metrics["APY"],
-                 metrics["CW"], metrics["ASR"], 100 * metrics["MDD"], len(result.trades),
-                 run.seconds)
-        return run
-
-    def _fitted(self, model: str, seed: int):
-        from storm_bt.experiments.fitting import fit_model
-
-        fitted = fit_model(model, seed, self.config.model_settings, self.data, self.split)
-        self.fit_seconds[f"{model}/{seed}"] = fitted.fit_seconds
-        self.predictor_configs[model] = fitted.predictor.config()
-        return fitted.predictor
-
-    def _agent_runs(self, model: str, algo: str, seed: int,
-                    states: dict[str, pd.DataFrame]) -> list[TradingRun]:
-        """Train one agent per ticker on its states, then trade the test period."""
-        from storm_bt.trading.agents import train_agent
-        from storm_bt.trading.states import standardise, training_arrays
-
-        runs = []
-        rl_start, rl_end = self.rl_range
-        test_start, test_end = self.split.test
-        for ticker in self.traded:
-            started = time.perf_counter()
-            frame = standardise(states[ticker], rl_start, rl_end)
-            x, prices = training_arrays(frame, self.panel, ticker, rl_start, rl_end)
-            agent = train_agent(x, prices, self.config.agent(algo, seed), cash=self.config.cash,
-                                cost=self.config.cost)
-            runs.append(self._trade(model, ticker, seed, frame.loc[test_start:test_end],
-                                    agent.policy(), started, train_days=len(prices),
-                                    state_dim=x.shape[1]))
-        return runs
-
-    def model_runs(self, model: str, seed: int) -> list[TradingRun]:
-        """Every traded stock for one model and seed (the predictor fitted once)."""
-        from storm_bt.trading.policies import BuyAndHold, ThresholdPolicy
-        from storm_bt.trading.states import price_states, storm_states
-
-        test_start, test_end = self.split.test
-        rl_start = self.rl_range[0]
-        if model == "buy-and-hold":
-            return [self._trade(model, t, seed, None, BuyAndHold(), time.perf_counter())
-                    for t in self.traded]
-        if model in PREDICTOR_MODELS:
-            predictions = self._fitted(model, seed).predict(self.data, test_start, test_end)
-            policy = ThresholdPolicy(self.config.resolved_threshold())
-            return [self._trade(model, t, seed, predictions[t], policy, time.perf_counter())
-                    for t in self.traded]
-        if model in PRICE_AGENTS:
-            states = {t: price_states(self.data, t, rl_start, test_end) for t in self.traded}
-            return self._agent_runs(model, model, seed, states)
-        predictor = self._fitted(model, seed)
-        started = time.perf_counter()
-        states = storm_states(predictor, self.data, list(self.traded), rl_start, test_end)
-        first = next(iter(states.values()))
-        log.info("%s seed %d: factor states of %d tickers, %d days, width %d, in %.0f s", model,
-                 seed, len(self.traded), len(first), first.shape[1],
-                 time.perf_counter() - started)
-        return self._agent_runs(model, "ppo", seed, states)
+            log.info("features for %d tickers x %d days", len(self.panel.tickers),
+                     len(self.panel.dates))
+            self._data = restrict_to_members(build_feature_set(self.panel), self.member)
+        return self._data
 
 
-def run_trading_table(config: TradingTableConfig) -> TradingTableResult:
-    """Every model of ``config`` on every traded stock and seed (see the module docstring)."""
-    from reports.tables import TRADING_METRICS
-    from storm_bt.features.dataset import build_feature_set
+#: The prepared data of one table, per process (a grid worker runs many tasks of it).
+_PREPARED: dict = {}
+
+
+def _prepared(config: TradingTableConfig) -> _Prepared:
+    from storm_bt.experiments.data import membership_frame
+
+    key = (config.data, config.universe)
+    if key not in _PREPARED:
+        _PREPARED.clear()  # one data set at a time: a feature set can take gigabytes
+        panel, split, traded = load_trading_data(config)
+        _PREPARED[key] = _Prepared(panel, split, traded, membership_frame(config.data, panel))
+    return _PREPARED[key]
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """Fit one predictor for one seed on the universe; the predictions (LightGBM, LSTM,
+    Transformer) or the factor states (the STORM rows) of every traded stock come back."""
+
+    config: TradingTableConfig
+    model: str
+    seed: int
+
+
+@dataclass
+class FitOutcome:
+    """A fitted predictor's signals: ticker -> its test predictions (a Series) or its factor
+    states on the agents' range and the test period (a date x state frame)."""
+
+    model: str
+    seed: int
+    signals: dict
+    predictor_config: dict
+    fit_seconds: float
+    #: fitting, predicting and the states
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RowTask:
+    """One cell of the table: ``model`` on ``ticker`` for ``seed``. ``signals`` are the
+    fitted predictor's (`FitOutcome.signals[ticker]`) for the rows that need one."""
+
+    config: TradingTableConfig
+    model: str
+    ticker: str
+    seed: int
+    signals: pd.Series | pd.DataFrame | None = None
+
+
+def run_fit_task(task: FitTask) -> FitOutcome:
+    """Fit ``task.model`` with ``task.seed`` and compute its signals for every traded stock:
+    a pure function of its picklable task."""
+    from storm_bt.experiments.fitting import fit_model
     from storm_bt.runtime import seed_everything
+    from storm_bt.trading.states import storm_states
+
+    prep = _prepared(task.config)
+    seed_everything(task.seed)
+    started = time.perf_counter()
+    fitted = fit_model(task.model, task.seed, task.config.model_settings, prep.data, prep.split)
+    predictor = fitted.predictor
+    test_start, test_end = prep.split.test
+    if task.model in PREDICTOR_MODELS:
+        predictions = members_only(predictor.predict(prep.data, test_start, test_end),
+                                   prep.member)
+        signals = {t: predictions[t] for t in prep.traded}
+    else:
+        t0 = time.perf_counter()
+        signals = storm_states(predictor, prep.data, list(prep.traded), prep.split.train_start,
+                               test_end)
+        first = next(iter(signals.values()))
+        log.info("%s seed %d: factor states of %d tickers, %d days, width %d, in %.0f s",
+                 task.model, task.seed, len(prep.traded), len(first), first.shape[1],
+                 time.perf_counter() - t0)
+    return FitOutcome(task.model, task.seed, signals, predictor.config(), fitted.fit_seconds,
+                      time.perf_counter() - started)
+
+
+def run_row_task(task: RowTask) -> TradingRun:
+    """Trade ``task.ticker`` with ``task.model`` over the test period (training the agent
+    first for the RL rows): a pure function of its picklable task."""
+    from storm_bt.runtime import seed_everything
+    from storm_bt.trading.policies import BuyAndHold, ThresholdPolicy
+
+    config, prep = task.config, _prepared(task.config)
+    seed_everything(task.seed)
+    started = time.perf_counter()
+    if task.model == "buy-and-hold":
+        return _trade(config, prep, task, None, BuyAndHold(), started)
+    if task.model in PREDICTOR_MODELS:
+        return _trade(config, prep, task, task.signals,
+                      ThresholdPolicy(config.resolved_threshold()), started)
+    from storm_bt.trading.agents import train_agent
+    from storm_bt.trading.states import price_states, standardise, training_arrays
+
+    rl_start, rl_end = prep.split.train_start, prep.split.valid[1]
+    test_start, test_end = prep.split.test
+    if task.model in PRICE_AGENTS:
+        algo, states = task.model, price_states(prep.data, task.ticker, rl_start, test_end)
+    else:  # the STORM rows: PPO on the factor states
+        algo, states = "ppo", task.signals
+    frame = standardise(states, rl_start, rl_end)
+    x, prices = training_arrays(frame, prep.panel, task.ticker, rl_start, rl_end)
+    agent = train_agent(x, prices, config.agent(algo, task.seed), cash=config.cash,
+                        cost=config.cost)
+    return _trade(config, prep, task, frame.loc[test_start:test_end], agent.policy(), started,
+                  train_days=len(prices), state_dim=x.shape[1])
+
+
+def _trade(config: TradingTableConfig, prep: _Prepared, task: RowTask, signals, policy,
+           started: float, **extra) -> TradingRun:
+    from reports import trading_metrics
+    from strategies import run_trading_backtest
+
+    result = run_trading_backtest(prep.panel, task.ticker, signals, policy, *prep.split.test,
+                                  cash=config.cash, cost_bps=config.cost_bps, fill=config.fill)
+    metrics = trading_metrics(pd.Series(result.values))
+    run = TradingRun(task.model, task.ticker, task.seed, metrics, result,
+                     time.perf_counter() - started, extra)
+    log.info("%-12s %-5s seed %d: APY %7.2f%%  CW %.4f  ASR %6.3f  MDD %6.2f%%  "
+             "%3d trades (%.0f s)", task.model, task.ticker, task.seed, 100 * metrics["APY"],
+             metrics["CW"], metrics["ASR"], 100 * metrics["MDD"], len(result.trades),
+             run.seconds)
+    return run
+
+
+#: Rough cost order of the rows, most expensive first: the grid starts long tasks first,
+#: so that the workers finish together (the merged result does not depend on it).
+_COST_ORDER: tuple[str, ...] = ("sac", "dqn", "ppo", "storm", "storm-ts", "storm-cs",
+                                "transformer", "lstm", "lightgbm", "buy-and-hold")
+
+
+def _by_cost(tasks: list) -> list:
+    return sorted(tasks, key=lambda t: _COST_ORDER.index(t.config.model))
+
+
+def table_tasks(config: TradingTableConfig, traded: tuple[str, ...]):
+    """The first wave of the grid: a `FitTask` per (seed, fitted model) and a `RowTask` per
+    row that needs no fit (buy-and-hold, the price agents), fits first, then by cost."""
+    from storm_bt.experiments.grid import Task
+
+    models = [m for m in TABLE_MODELS if m in config.models]
+    fits = [Task(f"fit {m} seed {seed}", run_fit_task, FitTask(config, m, seed))
+            for seed in config.seeds for m in models
+            if m in PREDICTOR_MODELS or m in STORM_MODELS]
+    rows = [Task(f"{m} {t} seed {seed}", run_row_task, RowTask(config, m, t, seed))
+            for seed in config.seeds for m in models if m not in PREDICTOR_MODELS
+            and m not in STORM_MODELS for t in traded]
+    return fits + _by_cost(rows)
+
+
+def fitted_row_tasks(config: TradingTableConfig, traded: tuple[str, ...],
+                     fits: list[FitOutcome]):
+    """The second wave: a `RowTask` per (seed, fitted model, ticker) with its signals."""
+    from storm_bt.experiments.grid import Task
+
+    rows = [Task(f"{f.model} {t} seed {f.seed}", run_row_task,
+                 RowTask(config, f.model, t, f.seed, f.signals[t]))
+            for f in fits for t in traded]
+    return _by_cost(rows)
+
+
+def run_trading_table(config: TradingTableConfig, grid=None) -> TradingTableResult:
+    """Every model of ``config`` on every traded stock and seed (see the module docstring).
+
+    The table is a grid of independent tasks (`storm_bt.experiments.grid`): first every
+    predictor fit (seed x model) and every row that needs no fit, then the rows of the
+    fitted models (agent x ticker), each given its predictor's signals. ``grid`` runs them
+    on several processes or a Ray cluster; the rows are merged in the table's order, so the
+    result is the serial run's.
+    """
+    from reports.tables import TRADING_METRICS
+    from storm_bt.experiments.grid import GridSettings, run_grid
 
     started = time.perf_counter()
-    panel, split, traded = load_trading_data(config)
-    log.info("features for %d tickers x %d days", len(panel.tickers), len(panel.dates))
-    table_run = _TableRun(config, panel, split, traded, build_feature_set(panel))
-    runs: list[TradingRun] = []
+    grid = grid or GridSettings()
+    prep = _prepared(config)  # checks the traded stocks before any task starts
+    panel, split, traded = prep.panel, prep.split, prep.traded
+    try:
+        first = run_grid(table_tasks(config, traded), grid, desc="trading: fits and rows")
+        fits = [o for o in first if isinstance(o, FitOutcome)]
+        second = run_grid(fitted_row_tasks(config, traded, fits), grid,
+                          desc="trading: fitted rows")
+    finally:
+        _PREPARED.clear()
+    by_key = {(r.model, r.ticker, r.seed): r for r in first + second
+              if isinstance(r, TradingRun)}
+    runs = [by_key[(m, t, seed)] for seed in config.seeds
+            for m in TABLE_MODELS if m in config.models for t in traded]
     model_seconds: dict[str, float] = {}
-    for seed in config.seeds:
-        for model in (m for m in TABLE_MODELS if m in config.models):
-            seed_everything(seed)
-            t0 = time.perf_counter()
-            runs.extend(table_run.model_runs(model, seed))
-            model_seconds[f"{model}/{seed}"] = time.perf_counter() - t0
-            log.info("%s seed %d: all %d tickers in %.0f s", model, seed, len(traded),
-                     model_seconds[f"{model}/{seed}"])
+    for f in fits:
+        model_seconds[f"{f.model}/{f.seed}"] = f.seconds
+    for r in runs:
+        key = f"{r.model}/{r.seed}"
+        model_seconds[key] = model_seconds.get(key, 0.0) + r.seconds
     table = pd.DataFrame([{"model": r.model, "ticker": r.ticker, "seed": r.seed,
                            **{m: r.metrics[m] for m in TRADING_METRICS}} for r in runs],
                          columns=["model", "ticker", "seed", *TRADING_METRICS])
     return TradingTableResult(
         config=config, table=table, runs=runs, traded=traded,
-        fit_seconds=table_run.fit_seconds, model_seconds=model_seconds,
-        predictor_configs=table_run.predictor_configs, panel=panel, split=split,
-        seconds=time.perf_counter() - started)
+        fit_seconds={f"{f.model}/{f.seed}": f.fit_seconds for f in fits},
+        model_seconds=model_seconds,
+        predictor_configs={f.model: f.predictor_config for f in fits},
+        panel=panel, split=split, seconds=time.perf_counter() - started)

@@ -25,6 +25,12 @@ from enum import IntEnum
 import numpy as np
 
 
+#: Where a backtest fills the day's order: at the decision day's close (the paper's
+#: market-on-close, the environment's accounting) or at the next bar's open
+#: (`strategies.trading.TradingStrategy`).
+FILLS: tuple[str, ...] = ("close", "next-open")
+
+
 class Action(IntEnum):
     """The three actions; the integer is the environment's discrete action."""
 
@@ -96,11 +102,21 @@ class ObservationBuilder:
         return state_dim + int(self.with_position)
 
     def __call__(self, state: np.ndarray, shares: float) -> np.ndarray:
-        state = np.nan_to_num(np.asarray(state, dtype=np.float32).ravel(), nan=0.0,
-                              posinf=0.0, neginf=0.0)
+        return self.with_flag(self.clean(np.asarray(state, dtype=np.float32).ravel()), shares)
+
+    @staticmethod
+    def clean(states: np.ndarray) -> np.ndarray:
+        """States (a row, or all days at once) as float32 with NaN/inf set to 0."""
+        return np.nan_to_num(np.asarray(states, dtype=np.float32), nan=0.0, posinf=0.0,
+                             neginf=0.0)
+
+    def with_flag(self, clean_state: np.ndarray, shares: float) -> np.ndarray:
+        """A `clean` state row as the observation (a new array; the flag appended with
+        ``with_position``)."""
         if not self.with_position:
-            return state
-        return np.concatenate([state, np.array([1.0 if shares > 0 else 0.0], dtype=np.float32)])
+            return clean_state.copy()
+        return np.concatenate([clean_state, np.array([1.0 if shares > 0 else 0.0],
+                                                     dtype=np.float32)])
 
 
 def continuous_to_action(value: float | np.ndarray) -> Action:

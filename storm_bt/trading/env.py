@@ -75,6 +75,9 @@ class TradingEnv(gym.Env):
         if cost < 0:
             raise StormBtError(f"TradingEnv: cost {cost} must be >= 0")
         self.states = states
+        #: the observations' state part, cleaned once (`ObservationBuilder.clean`) rather
+        #: than on every step: the training loop's hot path
+        self._clean_states = ObservationBuilder.clean(states)
         self.prices = prices
         self.initial_cash = float(cash)
         self.cost = float(cost)
@@ -97,7 +100,7 @@ class TradingEnv(gym.Env):
         return len(self.prices)
 
     def _obs(self) -> np.ndarray:
-        return self.builder(self.states[self.t], self.account.shares)
+        return self.builder.with_flag(self._clean_states[self.t], self.account.shares)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -28,8 +28,10 @@ LABELS: dict[str, str] = {"buy-and-hold": "Buy&Hold", "dqn": "DQN", "sac": "SAC"
 PAPER_TICKERS: tuple[str, ...] = ("AAPL", "JPM", "IBM", "INTC", "MSFT")
 
 #: Default environment steps per agent and preset. Measured on AAPL (3,274 training days,
-#: 1 thread, idle machine): PPO ~6,000 steps/s, DQN ~3,300, SAC ~400; so the ``small``
-#: table's 20 PPO + 5 DQN + 5 SAC agents (5 tickers) take about 12 minutes of its hour.
+#: 1 thread, `python benchmarks/bench_trading.py --agents`, 2026-12-02 on the shared 2-core
+#: machine at load 6-7): PPO ~4,100 steps per CPU second, DQN ~1,700, SAC ~240 (SAC's cost
+#: is its one gradient update per step); one ``small`` agent is then about 25 / 58 / 85 CPU
+#: seconds, and the table's 20 PPO + 5 DQN + 5 SAC agents (5 tickers) about 20 CPU minutes.
 TIMESTEPS: dict[str, dict[str, int]] = {
     "tiny": {"ppo": 2_048, "dqn": 2_000, "sac": 500},
     "small": {"ppo": 102_400, "dqn": 100_000, "sac": 20_000},

@@ -353,3 +353,20 @@ def test_help_is_fast_and_loads_no_heavy_package():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"--help imported {result.stdout.strip()}"
+
+
+@pytest.mark.slow
+def test_portfolio_seeds_in_parallel_write_what_a_serial_run_writes(tmp_path):
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    argv = ["portfolio", *SHORT, "--seeds", "1", "2"]
+    assert main([*argv, "--out", str(serial)]) == 0
+    assert main([*argv, "--jobs", "2", "--out", str(parallel)]) == 0
+    names = ["seeds.csv", "seeds.md"] + [f"seed-{s}/{f}" for s in (1, 2) for f in
+                                         ("metrics.json", "predictions.csv", "weights.csv",
+                                          "equity.csv")]
+    for name in names:
+        assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name
+    seeds = pd.read_csv(serial / "seeds.csv")
+    assert seeds["seed"].tolist() == [1, 2]
+    one = json.loads((serial / "seed-2" / "metrics.json").read_text())
+    assert seeds.loc[1, "sharpe"] == pytest.approx(one["portfolio"]["sharpe"])

@@ -40,6 +40,7 @@ torch.set_num_threads(1)
     ({"threshold": -0.1}, "--threshold -0.1"),
     ({"threshold": float("nan")}, "--threshold nan"),
     ({"agent_threads": 0}, "agent_threads 0"),
+    ({"fill": "sideways"}, "--fill 'sideways': choose one of close, next-open"),
 ])
 def test_every_setting_is_checked_when_the_config_is_built(kwargs, needle):
     with pytest.raises(StormBtError, match=needle.replace("(", r"\(")):
@@ -204,3 +205,45 @@ def test_a_bad_flag_fails_before_the_data_is_read(tmp_path):
     result = _cli("--data", str(tmp_path / "missing.csv"), "--threshold", "-1",
                   "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and "--threshold -1" in result.stderr, result.stderr
+
+
+# ------------------------------------------------------------------ fills and the grid
+def test_next_open_buy_and_hold_fills_at_the_second_days_open(shared_data_dir, dj30_panel):
+    """Buy-and-hold decides at the first test close and, with fill="next-open", buys at the
+    second test day's total-return open: checked on the panel's own open prices."""
+    data = DataConfig(data=str(shared_data_dir / "dj30_daily.csv.gz"), tickers=TICKERS, **SPLIT)
+    config = TradingTableConfig(data=data, universe=("AAPL", "JPM", "IBM", "MSFT"),
+                                models=("buy-and-hold",), fill="next-open")
+    result = run_trading_table(config)
+    days = dj30_panel.dates[(dj30_panel.dates >= "2020-01-02") & (dj30_panel.dates <= "2020-12-31")]
+    for ticker in TICKERS:
+        raw = dj30_panel.select([ticker])
+        o = float((raw.field("open") * raw.field("adj_close") / raw.field("close"))
+                  .loc[days[1], ticker])
+        last = float(raw.field("adj_close").loc[days[-1], ticker])
+        n = math.floor(1e5 / (o * (1 + 1e-4)))
+        final = 1e5 - n * o - n * o * 1e-4 + n * last
+        run = next(r for r in result.runs if r.ticker == ticker)
+        assert list(run.result.trades["date"]) == [days[1]]
+        assert run.result.trades["price"].iloc[0] == pytest.approx(o, rel=1e-12)
+        assert run.metrics["CW"] == pytest.approx(final / 1e5, rel=1e-12)
+        assert run.result.values[1] == 1e5  # the first day cannot trade
+
+
+@pytest.mark.slow
+def test_a_parallel_table_writes_the_serial_runs_files(shared_data_dir, tmp_path):
+    """--jobs 2 runs the fits and rows on two processes and writes the same bytes as --jobs 1
+    (buy-and-hold, a fitted predictor and a trained agent, each on two stocks)."""
+    outs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        result = _cli("--data", str(shared_data_dir / "dj30_daily.csv.gz"), *TINY_FLAGS,
+                      "--models", "buy-and-hold", "lightgbm", "dqn", "--timesteps", "128",
+                      "--no-tearsheets", "--jobs", jobs, "--out", str(out))
+        assert result.returncode == 0, result.stderr[-2000:]
+        outs[jobs] = out
+    for name in ("trading.csv", "equity.csv", "trading.md"):
+        assert (outs["1"] / name).read_bytes() == (outs["2"] / name).read_bytes(), name
+    table = pd.read_csv(outs["1"] / "trading.csv")
+    assert list(zip(table["model"], table["ticker"])) == \
+        [(m, t) for m in ("buy-and-hold", "lightgbm", "dqn") for t in TICKERS]

@@ -319,3 +319,35 @@ def test_signal_dates_must_be_sorted_and_unique():
             signal_dates(pd.DatetimeIndex(bad), "weights")
     with pytest.raises(StormBtError, match="param 'signals': the index must hold dates"):
         signal_dates(pd.Index(["soon", "later"]), "signals")
+
+
+# -------------------------------------------------------------- leverage
+class _OneAndAHalf(PortfolioStrategy):
+    """Asks for 1.5x leverage: 1.5 times every weights row."""
+
+    def target_weights(self, date, signal_row):
+        return 1.5 * signal_row
+
+
+def test_weights_above_one_are_scaled_to_a_fully_invested_book_with_a_warning(dj10, caplog):
+    start, end = "2019-01-01", "2019-06-28"
+    days = trading_days(dj10, start, end)
+    rng = np.random.default_rng(3)
+    weights = pd.DataFrame(rng.dirichlet(np.ones(10), size=len(days[::5])), index=days[::5],
+                           columns=list(dj10.tickers))  # every row sums to 1
+    plain = run_portfolio_backtest(dj10, weights, start, end, cash=CASH)
+    with caplog.at_level("WARNING", logger="strategies.portfolio"):
+        levered = run_portfolio_backtest(dj10, weights, start, end, cash=CASH,
+                                         strategy_cls=_OneAndAHalf)
+    # no borrowing: the 1.5x book is the 1x book (the same shares), to float rounding
+    np.testing.assert_allclose(levered.equity.to_numpy(), plain.equity.to_numpy(), rtol=1e-9)
+    warned = [r.getMessage() for r in caplog.records if "sum" in r.getMessage()]
+    first = weights.index[0].date()
+    assert len(warned) == 2, warned  # the first row, then the count at the end of the run
+    assert warned[0].startswith(f"{first}: target weights sum to 1.5 > 1")
+    assert f"{len(weights)} rows of target weights summed above 1" in warned[1]
+    # a fully invested 1x book is not warned about
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="strategies.portfolio"):
+        run_portfolio_backtest(dj10, weights, start, end, cash=CASH)
+    assert not [r for r in caplog.records if "sum" in r.getMessage()]

@@ -205,6 +205,91 @@ def test_trading_strategy_needs_cheat_on_close(aapl):
         cerebro.run()
 
 
+# ------------------------------------------------------------------- next-open fills
+def _next_open_replay(days, opens, closes, signals, policy, cash, rate):
+    """The documented next-open execution, written from scratch: the decision at the close
+    of t fills at the open of t+1 (integer shares, commission on traded value); the value
+    is cash + shares x close after each day."""
+    shares, pending, values, fills = 0, None, [], []
+    for t in range(len(days)):
+        if pending is not None:
+            o = opens[t]
+            if pending == Action.BUY and shares == 0:
+                n = math.floor(cash / (o * (1 + rate)))
+                while n > 0 and n * o + n * o * rate > cash:
+                    n -= 1
+                if n > 0:
+                    cash, shares = cash - n * o - n * o * rate, n
+                    fills.append((days[t], n, o))
+            elif pending == Action.SELL and shares > 0:
+                fills.append((days[t], -shares, o))
+                cash, shares = cash + shares * o - shares * o * rate, 0
+            pending = None
+        values.append(cash + shares * closes[t])
+        if t < len(days) - 1:  # the last bar is a valuation day
+            pending = policy(signals[t], shares)
+    return np.array(values), fills
+
+
+def test_next_open_fills_at_the_next_bars_open_by_an_independent_replay(aapl, dj30_panel):
+    panel, days, closes, signals = aapl
+    raw = dj30_panel.select(["AAPL"])  # the total-return open, from the panel's own fields
+    opens = (raw.field("open") * raw.field("adj_close") / raw.field("close")).loc[days, "AAPL"]
+    policy, rate = ThresholdPolicy(0.3), 5e-4
+    s = signals.iloc[:, 0]
+    result = run_trading_backtest(panel, "AAPL", s, policy, days[0], days[-1], cash=1e5,
+                                  cost_bps=5.0, fill="next-open")
+    values, fills = _next_open_replay(days, opens.to_numpy(), closes, s.to_numpy(), policy,
+                                      1e5, rate)
+    assert len(fills) > 40
+    trades = result.trades
+    assert list(trades["date"]) == [f[0] for f in fills]  # each fill a bar after its decision
+    assert trades["size"].tolist() == [f[1] for f in fills]
+    np.testing.assert_allclose(trades["price"], opens.loc[trades["date"]], rtol=1e-12)
+    assert not np.allclose(trades["price"], pd.Series(closes, index=days).loc[trades["date"]])
+    np.testing.assert_allclose(result.equity.to_numpy(), values, rtol=1e-10)
+    # the action column marks the fill bar; nothing can fill on the first bar
+    executed = result.actions[result.actions != int(Action.HOLD)]
+    assert list(executed.index) == list(trades["date"])
+    assert result.returns.index.equals(days[1:]) and result.values[1] == 1e5
+    # the same run at the close differs (the fills move by one bar and one price)
+    close_run = run_trading_backtest(panel, "AAPL", s, policy, days[0], days[-1], cash=1e5,
+                                     cost_bps=5.0)
+    assert close_run.trades["date"].iloc[0] < trades["date"].iloc[0]
+
+
+def test_next_open_decisions_ignore_everything_after_their_close(aapl):
+    """Changing the signals after day k changes no fill and no value up to day k + 1 (the
+    decision of k fills at the open of k + 1)."""
+    panel, days, _, signals = aapl
+    k = 120
+    s = signals.iloc[:, 0]
+    base = run_trading_backtest(panel, "AAPL", s, ThresholdPolicy(0.3), days[0], days[-1],
+                                fill="next-open")
+    later = s.copy()
+    later.iloc[k + 1:] = -later.iloc[k + 1:]
+    cut = run_trading_backtest(panel, "AAPL", later, ThresholdPolicy(0.3), days[0], days[-1],
+                               fill="next-open")
+    upto = base.trades["date"] <= days[k + 1]
+    pd.testing.assert_frame_equal(base.trades[upto].reset_index(drop=True),
+                                  cut.trades[cut.trades["date"] <= days[k + 1]]
+                                  .reset_index(drop=True))
+    np.testing.assert_array_equal(base.values[:k + 2], cut.values[:k + 2])
+
+
+def test_next_open_needs_cheat_on_open_and_a_known_fill(aapl):
+    panel, days, _, _ = aapl
+    cerebro = bt.Cerebro(stdstats=False)
+    (feed,) = panel_feeds(panel.select(["AAPL"]), days[0], days[20])
+    cerebro.adddata(feed)
+    cerebro.addstrategy(TradingStrategy, policy=BuyAndHold(), fill="next-open")
+    with pytest.raises(StormBtError, match="cheat_on_open"):
+        cerebro.run()
+    with pytest.raises(StormBtError, match="--fill 'sideways'"):
+        run_trading_backtest(panel, "AAPL", None, BuyAndHold(), days[0], days[-1],
+                             fill="sideways")
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"cash": 0.0}, "cash 0.0: must be a positive number"),
     ({"cash": float("nan")}, "cash nan"),

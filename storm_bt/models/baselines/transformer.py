@@ -36,8 +36,8 @@ TINY = TransformerConfig(history=32, d_model=32, heads=2, layers=1)
 SMALL = TransformerConfig(history=64, d_model=64, heads=4, layers=2)
 #: no official Transformer config exists: width 128 with the STORM paper's schedule (STORM_SPEC 4)
 PAPER = TransformerConfig(history=64, d_model=128, heads=4, layers=2)
-#: 64 full-attention sequences of 64 days per stock and day cost ~7.5 s a step (S&P 500,
-#: 1 thread, measured): 16 stocks per step keep an S&P 500 epoch near 5 minutes
+#: 64 stocks cost 7.5 s a step on the S&P 500 (1 thread, load 3, measured; 64-day full
+#: attention per stock): 16 per step keep an S&P 500 epoch under 5 minutes
 SAMPLING = {**PRESET_SAMPLING, "stocks_per_step": 16}
 PRESETS = {
     "tiny": (TINY, TrainConfig(epochs=5, lr=1e-3, **SAMPLING)),
