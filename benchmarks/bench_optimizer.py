@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from optimizers import MeanVarianceOptimizer, risk_model
 
@@ -80,7 +81,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     cases = [("dj30_daily.csv.gz", 30), ("sp500_daily.parquet", 500)]
     for file, n in cases:
-        r = bench(_returns(file, n, args.lookback), args.solves, args.risk_factors, args.solver)
+        with threadpool_limits(limits=1, user_api="blas"):  # as `rebalance_weights` runs it
+            r = bench(_returns(file, n, args.lookback), args.solves, args.risk_factors, args.solver)
         log.info("%4d assets, %d risk columns, %s: risk model %.1f ms + solve %.1f ms = %.1f ms "
                  "(medians of %d), first call %.2f s, cvxpy fallbacks %d, failures %d",
                  r["assets"], r["risk_columns"], args.solver, r["risk_ms"], r["solve_ms"],

@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from storm_bt.errors import StormBtError
+from storm_bt.models.neural.distributed import launched_by_torchrun
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
@@ -56,11 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=getattr(args, "log_level", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", stream=sys.stderr)
+    level = getattr(args, "log_level", "INFO")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
+        if launched_by_torchrun():
+            level = _join_torchrun(args, level)
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                            datefmt="%H:%M:%S", stream=sys.stderr)
         return int(args.handler(args) or 0)
     except StormBtError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -68,3 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _join_torchrun(args: argparse.Namespace, level: str) -> str:
+    """Join torchrun's process group (DDP training); ranks above 0 log warnings only.
+
+    Every rank runs the whole command (the same data, the same validation choices) and
+    trains its shard of each batch; only rank 0 writes checkpoints and run files.
+    """
+    from storm_bt.models.neural.distributed import init_from_env, is_main_process
+
+    if getattr(args, "jobs", 1) > 1 or getattr(args, "backend", "local") != "local":
+        raise StormBtError("under torchrun the ranks train one model together: drop --jobs "
+                           "and --backend (grids and DDP do not combine)")
+    init_from_env(getattr(args, "device", "auto"))
+    return level if is_main_process() else "WARNING"

@@ -162,6 +162,13 @@ def recorded_config(path: str, command: str) -> dict:
     return record["config"]
 
 
+def writes_outputs() -> bool:
+    """False on torchrun ranks above 0: they train with rank 0, which alone writes files."""
+    from storm_bt.models.neural.distributed import is_main_process
+
+    return is_main_process()
+
+
 def run_folder(args: argparse.Namespace, command: str) -> Path:
     """The run's output folder, created and checked writable; an existing folder that holds
     files is refused unless --overwrite.

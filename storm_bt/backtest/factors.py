@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = common.run_folder(args, "factors")
     result = run_factors(config, common.grid_settings(args))
+    if not common.writes_outputs():
+        return 0
     text = write_outputs(result, out)
     print(text)
     log.info("wrote %s", out)

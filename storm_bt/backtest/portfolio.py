@@ -142,11 +142,15 @@ def run(args: argparse.Namespace) -> int:
         from storm_bt.experiments.portfolio import run_portfolio_seeds
 
         results = run_portfolio_seeds(config, tuple(args.seeds), common.grid_settings(args))
+        if not common.writes_outputs():
+            return 0
         panel, _ = load_experiment_data(config.data)
         print(write_seed_outputs(results, out, panel))
         log.info("wrote %s (%.0f s)", out, time.perf_counter() - started)
         return 0
     result = run_portfolio(config)
+    if not common.writes_outputs():
+        return 0
     write_outputs(result, out)
     log.info("wrote %s (%.0f s); open %s", out, time.perf_counter() - started,
              out / "tearsheet.html")

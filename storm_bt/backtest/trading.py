@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = common.run_folder(args, "trading")
     result = run_trading_table(config, common.grid_settings(args))
+    if not common.writes_outputs():
+        return 0
     text = write_outputs(result, out, tearsheets=not args.no_tearsheets)
     print(text)
     log.info("wrote %s (%.0f s)", out, result.seconds)

@@ -27,9 +27,8 @@ from torch import nn
 
 from storm_bt.models.neural.batch import Batch
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
-from storm_bt.models.neural.training import (
-    PRESET_SAMPLING, TrainConfig, masked_mse, per_stock_sequences, regression_target,
-)
+from storm_bt.models.neural.training import PRESET_SAMPLING, TrainConfig
+from storm_bt.models.neural.targets import masked_mse, per_stock_sequences, regression_target
 
 _EPS = 1e-6
 

@@ -16,9 +16,8 @@ import torch
 from torch import nn
 
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
-from storm_bt.models.neural.training import (
-    PRESET_SAMPLING, ReturnRegressor, TrainConfig, per_stock_sequences,
-)
+from storm_bt.models.neural.training import PRESET_SAMPLING, TrainConfig
+from storm_bt.models.neural.targets import ReturnRegressor, per_stock_sequences
 
 
 @dataclass(frozen=True)

@@ -5,48 +5,37 @@ fields P), then either reuses a checkpoint or trains it with the shared loop
 (`storm_bt.models.neural.training`). predict(data, start, end) scores every decision date in the
 range whose full window of ``history`` days exists, in eval mode, without labels.
 
-Checkpoint cache: a trained model is saved as a plain dict
-
-    {format, key, model_name, model_config, train_config, data, dims, versions, train_log,
-     state_dict}
-
-with ``torch.save`` (written to a temporary file, then ``os.replace``) and read back with
-``torch.load(..., weights_only=True)``, so every field is a tensor or a plain python value.
-Its key is the SHA-256 of (model name, model config, train config without runtime settings,
-data identity); the data identity is the panel fingerprint, a digest of the scaled feature
-array (so a change in the feature code is seen), the tickers and the split dates.
+The checkpoint cache (keys, atomic writes, safe reads, one trainer per key) is
+`storm_bt.models.neural.checkpoint`.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
-import storm_bt
 from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.errors import StormBtError
 from storm_bt.models.base import Predictor
+from storm_bt.models.neural.checkpoint import (DEFAULT_CACHE_DIR, CHECKPOINT_FORMAT,
+                                               checkpoint_key, data_identity, differences,
+                                               key_lock, load_checkpoint, lookup,
+                                               save_checkpoint, short, versions)
 from storm_bt.models.neural.training import (
     PREDICT_STOCK_WINDOWS, RUNTIME_FIELDS, TrainConfig, TrainResult, predict_windows,
     train_model,
 )
+from storm_bt.models.neural.distributed import is_main_process, world_size
 from storm_bt.runtime import resolve_device, seed_everything, torch_threads
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CACHE_DIR = Path(".cache/storm_bt/checkpoints")
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -67,98 +56,6 @@ class DataDims:
 
 #: Builds the model for given dimensions (the model's own config is bound inside).
 ModelFactory = Callable[[DataDims], nn.Module]
-
-
-def feature_digest(data: FeatureSet) -> str:
-    """SHA-256 (16 hex digits) of the feature names and the scaled feature array."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(data.feature_names).encode())
-    h.update(str(data.features.shape).encode())
-    h.update(np.ascontiguousarray(data.features).tobytes())
-    return h.hexdigest()[:16]
-
-
-def data_identity(data: FeatureSet, split: Split) -> dict:
-    """What a checkpoint was trained on, as plain values."""
-    return {
-        "fingerprint": data.fingerprint,
-        "features": feature_digest(data),
-        "tickers": list(data.tickers),
-        "split": split.as_dict(),
-    }
-
-
-def checkpoint_key(model_name: str, model_config: Mapping, train_config: TrainConfig,
-                   data: Mapping) -> str:
-    """SHA-256 of everything that determines the trained weights (seed included)."""
-    blob = json.dumps({"model": model_name, "model_config": dict(model_config),
-                       "train_config": train_config.identity(), "data": dict(data)},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _versions() -> dict:
-    return {"storm_bt": str(storm_bt.__version__), "torch": str(torch.__version__),
-            "numpy": str(np.__version__)}
-
-
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """torch.save to a temporary file beside ``path``, then an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def load_checkpoint(path: Path) -> dict:
-    """``torch.load(path, weights_only=True)``; an unreadable file is a user error."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure to read means a bad file
-        raise StormBtError(f"{path}: not a readable storm_bt checkpoint ({exc.__class__.__name__}: "
-                           f"{exc}); delete it or pass --retrain") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise StormBtError(f"{path}: not a storm_bt checkpoint of format {CHECKPOINT_FORMAT}; "
-                           "delete it or pass --retrain")
-    return payload
-
-
-def _differences(saved, wanted, prefix: str = "") -> list[str]:
-    """Dotted names of the fields where two trees of plain values differ."""
-    if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
-        out = []
-        for k in sorted(set(saved) | set(wanted), key=str):
-            name = f"{prefix}.{k}" if prefix else str(k)
-            if k not in saved or k not in wanted:
-                out.append(name)
-            else:
-                out.extend(_differences(saved[k], wanted[k], name))
-        return out
-    if isinstance(saved, (list, tuple)) and isinstance(wanted, (list, tuple)):
-        return [] if list(saved) == list(wanted) else [prefix]
-    return [] if saved == wanted else [prefix]
-
-
-def _lookup(tree: Mapping, dotted: str):
-    node = tree
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return "<absent>"
-        node = node[part]
-    return node
 
 
 class TorchPredictor(Predictor):
@@ -236,10 +133,10 @@ class TorchPredictor(Predictor):
         if isinstance(saved["train_config"], Mapping):
             saved["train_config"] = {k: v for k, v in saved["train_config"].items()
                                      if k not in RUNTIME_FIELDS}
-        diffs = _differences(saved, wanted)
+        diffs = differences(saved, wanted)
         if diffs:
-            shown = "; ".join(f"{d}: checkpoint {_short(_lookup(saved, d))}, "
-                              f"this run {_short(_lookup(wanted, d))}" for d in diffs[:6])
+            shown = "; ".join(f"{d}: checkpoint {short(lookup(saved, d))}, "
+                              f"this run {short(lookup(wanted, d))}" for d in diffs[:6])
             more = f" (and {len(diffs) - 6} more)" if len(diffs) > 6 else ""
             raise StormBtError(
                 f"{path}: checkpoint does not match this run in {', '.join(diffs)}: {shown}{more}; "
@@ -250,7 +147,9 @@ class TorchPredictor(Predictor):
         cfg = self.train_config
         expected = self._payload_expected(data, split)
         path = self.cache_path(expected["key"])
-        with torch_threads(cfg.num_threads):
+        # One trainer per key: a process that finds another training the same key waits for
+        # its checkpoint and then reuses it (DDP ranks train together and take no lock).
+        with key_lock(path if world_size() == 1 else None), torch_threads(cfg.num_threads):
             model = self.build(data)
             payload = None
             if path is not None and path.exists() and not self.force_retrain:
@@ -273,10 +172,10 @@ class TorchPredictor(Predictor):
                     return self
                 log.warning("%s: cached %s has another key; retraining", self.name, path)
             result = train_model(model, data, split, self.history, cfg, name=self.name)
+            self.train_result, self.source = result.as_dict(), "trained"
+            if path is not None and is_main_process():  # under DDP only rank 0 writes
+                self._save(path, model, expected, result)
         self.model, self.tickers = model, tuple(data.tickers)
-        self.train_result, self.source = result.as_dict(), "trained"
-        if path is not None:
-            self._save(path, model, expected, result)
         return self
 
     def _save(self, path: Path, model: nn.Module, expected: dict, result: TrainResult) -> None:
@@ -284,7 +183,7 @@ class TorchPredictor(Predictor):
             "format": CHECKPOINT_FORMAT,
             **expected,
             "train_config": self.train_config.as_dict(),
-            "versions": _versions(),
+            "versions": versions(),
             "saved_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
             "train_log": result.as_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -24,8 +24,9 @@ Training (STORM_SPEC section 4, with the section 11 CPU schedule):
   such epochs without a new best) and the weights of the best s_e epoch are restored
   (``valid_stocks = k``: the RankIC is taken across a fixed seeded subset of k stocks);
 - a model with ``diagnostics(batch)`` reports, after every epoch, its diagnostics on a
-  fixed training batch (for STORM: each loss term's share of the encoder gradient, the
-  KL, the posterior's RankIC on the training labels), logged with the codebook usage.
+  fixed training batch of 8 windows (for STORM: each loss term's share of the encoder
+  gradient, the KL, the posterior's RankIC on the training labels), logged with the
+  codebook usage.
 """
 from __future__ import annotations
 
@@ -44,13 +45,16 @@ from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.errors import StormBtError
 from storm_bt.evaluation.ic import daily_rank_ic
 from storm_bt.models.neural.batch import Batch, make_batch
-from storm_bt.runtime import resolve_device, seed_everything, torch_threads
+from storm_bt.models.neural.distributed import ddp_wrap, is_main_process, shard, world_size
+from storm_bt.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
 #: At most this many (window, stock) pairs per inference forward pass: 64 Dow 30 windows,
 #: 8 S&P 500 windows (x alone is 8 x 64 x 501 x 152 floats = 156 MB).
 PREDICT_STOCK_WINDOWS = 4096
+#: Training windows of the fixed diagnostics batch (one backward pass per loss term on it)
+DIAGNOSTIC_WINDOWS = 8
 #: Stock sampling of the tiny/small/paper presets of every neural model: each training step
 #: draws 64 stocks (a step over the S&P 500 then costs what a step over 64 stocks costs) and
 #: validation ranks 128 fixed stocks; neither changes anything on the Dow 30.
@@ -149,47 +153,6 @@ class TrainResult:
     def as_dict(self) -> dict:
         """Plain values (stored in checkpoints as ``train_log``)."""
         return asdict(self)
-
-
-# ----------------------------------------------------------------- targets
-def cross_sectional_zscore(y: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """(y - mean_s y) / std_s y per row over the stocks in ``mask`` (B, S); 0 elsewhere."""
-    m = mask.to(y.dtype)
-    n = m.sum(dim=1, keepdim=True).clamp_min(1.0)
-    mean = (y * m).sum(dim=1, keepdim=True) / n
-    var = (((y - mean) * m) ** 2).sum(dim=1, keepdim=True) / n
-    return torch.where(mask, (y - mean) / (var.sqrt() + eps), torch.zeros_like(y))
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of (pred - target)^2 over the entries in ``mask``."""
-    m = mask.to(pred.dtype)
-    return (((pred - target) ** 2) * m).sum() / m.sum().clamp_min(1.0)
-
-
-def regression_target(batch: Batch, zscore: bool) -> torch.Tensor:
-    """The label a regression baseline fits: raw next-day returns or their daily z-scores."""
-    return cross_sectional_zscore(batch.y, batch.label_mask) if zscore else batch.y
-
-
-def per_stock_sequences(x: torch.Tensor) -> torch.Tensor:
-    """(B, T, S, F) windows -> (B*S, T, F): one sequence per stock, stock-major per sample."""
-    b, t, s, f = x.shape
-    return x.permute(0, 2, 1, 3).reshape(b * s, t, f)
-
-
-class ReturnRegressor(nn.Module):
-    """Base of models whose ``forward(x)`` gives the scores (B, S) directly: the loss is the
-    masked MSE against the next-day return, or its daily z-score when
-    ``self.config.zscore_labels``; prediction is ``forward`` on the window."""
-
-    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        target = regression_target(batch, self.config.zscore_labels)
-        mse = masked_mse(self(batch.x), target, batch.label_mask)
-        return {"total": mse, "mse": mse}
-
-    def predict(self, batch: Batch) -> torch.Tensor:
-        return self(batch.x)
 
 
 # ----------------------------------------------------------------- prediction
@@ -333,17 +296,22 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
     n_valid_stocks = n_stocks if valid_subset is None else len(valid_subset)
     valid_batch = max(1, min(max(batch_size, 32), PREDICT_STOCK_WINDOWS // n_valid_stocks))
     diag_rng = np.random.default_rng([cfg.seed, 2])
-    diag_batch = make_batch(data, np.sort(diag_rng.choice(train_ends, batch_size, replace=False)),
-                            history, draw_stocks(diag_rng)) \
+    diag_ends = np.sort(diag_rng.choice(train_ends, min(batch_size, DIAGNOSTIC_WINDOWS),
+                                        replace=False))
+    diag_batch = make_batch(data, diag_ends, history, draw_stocks(diag_rng)) \
         if cfg.diagnostics and hasattr(model, "diagnostics") else None
     model.to(device)
+    # Under torchrun each rank computes the losses of its shard of every global batch and
+    # DDP averages the gradients (`storm_bt.models.neural.distributed`); else this is model.
+    trainer = ddp_wrap(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
                                   eps=cfg.eps, weight_decay=cfg.weight_decay)
     scheduler = warmup_linear_schedule(optimizer, warmup_steps, total_steps)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("%s: %d parameters, %d train / %d valid windows, %d steps/epoch x %d epochs on %s"
              "%s", name, n_params, len(train_ends), len(valid_ends), steps_per_epoch, cfg.epochs,
-             device, f", {subset} of {n_stocks} stocks per step" if subset else "")
+             device, (f", {subset} of {n_stocks} stocks per step" if subset else "")
+             + (f", DDP over {world_size()} ranks" if world_size() > 1 else ""))
 
     history_log: list[EpochLog] = []
     raw_ics: list[float] = []
@@ -358,11 +326,12 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
         order = rng.permutation(train_ends)
         sums: dict[str, float] = {}
         bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{cfg.epochs}",
-                   leave=False, disable=not cfg.progress or None, dynamic_ncols=True)
+                   leave=False, disable=not (cfg.progress and is_main_process()) or None,
+                   dynamic_ncols=True)
         for step in bar:
             ends = np.sort(order[step * batch_size: (step + 1) * batch_size])
-            batch = make_batch(data, ends, history, draw_stocks(stock_rng))
-            terms = train_step(model, batch.to(device), optimizer, scheduler, cfg.grad_clip)
+            batch = make_batch(data, shard(ends), history, draw_stocks(stock_rng))
+            terms = train_step(trainer, batch.to(device), optimizer, scheduler, cfg.grad_clip)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{terms['total']:.4g}", refresh=False)

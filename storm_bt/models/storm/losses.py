@@ -123,12 +123,6 @@ def ic_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     return 1.0 - (corr * keep).sum() / keep.sum().clamp_min(1.0)
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of (pred - target)^2 over the entries where mask is True (0 when none is)."""
-    w = mask.to(pred.dtype)
-    return ((pred - target).pow(2) * w).sum() / w.sum().clamp_min(1.0)
-
-
 def price_constraint_loss(prices: torch.Tensor, low: int, high: int) -> torch.Tensor:
     """mean relu(low - other) + mean relu(other - high) over the price-field axis (last).
 
@@ -140,14 +134,3 @@ def price_constraint_loss(prices: torch.Tensor, low: int, high: int) -> torch.Te
     below = F.relu(lo - prices[..., fields != low]).mean()
     above = F.relu(prices[..., fields != high] - hi).mean()
     return below + above
-
-
-def cs_zscore(y: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Cross-sectional z-score of y (B, S) over the labelled stocks of each row (D21);
-    unlabelled stocks and rows with fewer than 2 labels become 0."""
-    w = mask.to(y.dtype)
-    n = w.sum(dim=1, keepdim=True)
-    mean = (y * w).sum(dim=1, keepdim=True) / n.clamp_min(1.0)
-    var = ((y - mean).pow(2) * w).sum(dim=1, keepdim=True) / n.clamp_min(1.0)
-    z = (y - mean) / (var.sqrt() + eps)
-    return torch.where(mask & (n >= 2), z, torch.zeros_like(z))

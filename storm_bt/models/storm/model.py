@@ -42,6 +42,7 @@ from torch import nn
 from storm_bt.errors import StormBtError
 from storm_bt.models.neural.batch import Batch
 from storm_bt.models.neural.diagnostics import gradient_shares, mean_rank_ic
+from storm_bt.models.neural.targets import cross_sectional_zscore, masked_mse
 from storm_bt.models.storm import losses as L
 from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.factor_head import FactorHead
@@ -187,7 +188,7 @@ class StormModel(nn.Module):
         mask = batch.label_mask.bool()
         y = batch.y * mask
         if self.config.label_norm == "cs_zscore":
-            y = L.cs_zscore(y, mask)
+            y = cross_sectional_zscore(y, mask)
         return y, mask
 
     # ------------------------------------------------------------------ public API
@@ -239,10 +240,10 @@ class StormModel(nn.Module):
             y_hat = mu_post
             if cfg.ret_loss == "sample" and self.training:
                 y_hat = mu_post + torch.randn_like(sigma_post) * sigma_post
-            terms["ret"] = cfg.ret_weight * L.masked_mse(y_hat, y, mask)
+            terms["ret"] = cfg.ret_weight * masked_mse(y_hat, y, mask)
         mu_prior, _ = self.head.returns(emb, prior)
         if cfg.pred_weight:
-            terms["pred"] = cfg.pred_weight * L.masked_mse(mu_prior, y, mask)
+            terms["pred"] = cfg.pred_weight * masked_mse(mu_prior, y, mask)
         if cfg.ic_weight:
             terms["ic"] = cfg.ic_weight * L.ic_loss(mu_prior, y, mask)
 

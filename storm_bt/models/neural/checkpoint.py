@@ -1,0 +1,152 @@
+"""The checkpoint cache of the torch models: keys, atomic writes, safe reads, one trainer per key.
+
+A trained model is saved as a plain dict
+
+    {format, key, model_name, model_config, train_config, data, dims, versions, train_log,
+     state_dict}
+
+with ``torch.save`` (written to a temporary file, then ``os.replace``: a reader never sees
+half a file) and read back with ``torch.load(..., weights_only=True)``, so every field is a
+tensor or a plain python value. Its key is the SHA-256 of (model name, model config, train
+config without runtime settings, data identity); the data identity is the panel
+fingerprint, a digest of the scaled feature array (so a change in the feature code is
+seen), the tickers and the split dates. Processes that train or read the same key at once
+take turns on an exclusive lock (`key_lock`): the first trains and writes, the others then
+reuse its checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+import storm_bt
+from storm_bt.errors import StormBtError
+from storm_bt.features.dataset import FeatureSet, Split
+from storm_bt.models.neural.training import TrainConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_DIR = Path(".cache/storm_bt/checkpoints")
+CHECKPOINT_FORMAT = 1
+
+
+def feature_digest(data: FeatureSet) -> str:
+    """SHA-256 (16 hex digits) of the feature names and the scaled feature array."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(data.feature_names).encode())
+    h.update(str(data.features.shape).encode())
+    h.update(np.ascontiguousarray(data.features).tobytes())
+    return h.hexdigest()[:16]
+
+
+def data_identity(data: FeatureSet, split: Split) -> dict:
+    """What a checkpoint was trained on, as plain values."""
+    return {
+        "fingerprint": data.fingerprint,
+        "features": feature_digest(data),
+        "tickers": list(data.tickers),
+        "split": split.as_dict(),
+    }
+
+
+def checkpoint_key(model_name: str, model_config: Mapping, train_config: TrainConfig,
+                   data: Mapping) -> str:
+    """SHA-256 of everything that determines the trained weights (seed included)."""
+    blob = json.dumps({"model": model_name, "model_config": dict(model_config),
+                       "train_config": train_config.identity(), "data": dict(data)},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def versions() -> dict:
+    return {"storm_bt": str(storm_bt.__version__), "torch": str(torch.__version__),
+            "numpy": str(np.__version__)}
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """torch.save to a temporary file beside ``path``, then an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def key_lock(path: Path | None):
+    """An exclusive lock on ``<checkpoint>.lock`` for the block (none for ``None``).
+
+    Concurrent processes that train or read the same key run one after another: the first
+    trains and writes the checkpoint (atomically), the others then find and reuse it.
+    """
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_checkpoint(path: Path) -> dict:
+    """``torch.load(path, weights_only=True)``; an unreadable file is a user error."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means a bad file
+        raise StormBtError(f"{path}: not a readable storm_bt checkpoint ({exc.__class__.__name__}: "
+                           f"{exc}); delete it or pass --retrain") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise StormBtError(f"{path}: not a storm_bt checkpoint of format {CHECKPOINT_FORMAT}; "
+                           "delete it or pass --retrain")
+    return payload
+
+
+def differences(saved, wanted, prefix: str = "") -> list[str]:
+    """Dotted names of the fields where two trees of plain values differ."""
+    if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        out = []
+        for k in sorted(set(saved) | set(wanted), key=str):
+            name = f"{prefix}.{k}" if prefix else str(k)
+            if k not in saved or k not in wanted:
+                out.append(name)
+            else:
+                out.extend(differences(saved[k], wanted[k], name))
+        return out
+    if isinstance(saved, (list, tuple)) and isinstance(wanted, (list, tuple)):
+        return [] if list(saved) == list(wanted) else [prefix]
+    return [] if saved == wanted else [prefix]
+
+
+def lookup(tree: Mapping, dotted: str):
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return "<absent>"
+        node = node[part]
+    return node

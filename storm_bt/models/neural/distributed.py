@@ -1,0 +1,94 @@
+"""Data-parallel training across processes: torch's DistributedDataParallel (DDP).
+
+Launched by ``torchrun --nproc-per-node K -m storm_bt.backtest ...`` (or across machines with
+``--nnodes``), every process gets RANK, LOCAL_RANK and WORLD_SIZE in its environment;
+`init_from_env` then joins the process group (gloo on CPU, NCCL on CUDA). Without torchrun
+nothing here does anything: ``world_size() == 1`` and training runs as before.
+
+How a step is split: every rank draws the same global batch of B windows (the same seed,
+so the same permutation and stock subset), keeps the windows ``i ≡ rank (mod W)`` and
+computes its losses on them; DDP averages the gradients over the ranks, so each step
+applies the mean of the W shard gradients. For a loss that is a mean over windows and
+equal shards this is the single-process gradient of the global batch, up to the order of
+floating-point sums (and, where a loss normalises by the valid stocks of its shard, up to
+that normalisation). Validation, model selection and early stopping run on every rank on
+the same data, so every rank makes the same choice; only rank 0 writes checkpoints and run
+outputs. Buffers (the EMA codebooks) are broadcast from rank 0 at every step, so the
+codebooks follow rank 0's shard.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main_process() -> bool:
+    """True without torchrun, and on rank 0 under it: the process that writes files."""
+    return int(os.environ.get("RANK", "0")) == 0 if world_size() == 1 else rank() == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env(device: str = "auto") -> None:
+    """Join the process group that torchrun describes in the environment (once)."""
+    import torch
+    import torch.distributed as dist
+
+    if not launched_by_torchrun() or dist.is_initialized():
+        return
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    backend = "nccl" if use_cuda else "gloo"
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend=backend)
+    log.info("rank %d of %d joined the %s process group", dist.get_rank(),
+             dist.get_world_size(), backend)
+
+
+def shard(ends: np.ndarray) -> np.ndarray:
+    """This rank's windows of a global batch: every W-th, starting at the rank."""
+    return ends[rank()::world_size()] if world_size() > 1 else ends
+
+
+def ddp_wrap(model):
+    """``model`` wrapped in DistributedDataParallel with ``forward(batch) = model.losses(batch)``;
+    the model itself where there is no process group."""
+    if world_size() == 1:
+        return model
+    import torch
+    from torch import nn
+    from torch.nn.parallel import DistributedDataParallel
+
+    class _Losses(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, batch):
+            return self.inner.losses(batch)
+
+    device = next(model.parameters()).device
+    ids = [device.index] if device.type == "cuda" else None
+    wrapped = DistributedDataParallel(_Losses(model), device_ids=ids,
+                                      find_unused_parameters=True)
+    wrapped.losses = wrapped.__call__  # train_step calls .losses(batch): through DDP's hooks
+    torch.distributed.barrier()
+    return wrapped

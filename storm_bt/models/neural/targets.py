@@ -1,0 +1,53 @@
+"""Training targets of the neural models: the label a model fits and the masked loss.
+
+The label is the next-day return y, or its cross-sectional z-score per day,
+z_s = (y_s − mean_s y) / (std_s y + 1e-6) over the stocks with a label (the default: scores,
+not returns, as the baselines and STORM fit). Losses average only over (window, stock)
+pairs that have a label.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from storm_bt.models.neural.batch import Batch
+
+
+def cross_sectional_zscore(y: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(y - mean_s y) / std_s y per row over the stocks in ``mask`` (B, S); 0 elsewhere."""
+    m = mask.to(y.dtype)
+    n = m.sum(dim=1, keepdim=True).clamp_min(1.0)
+    mean = (y * m).sum(dim=1, keepdim=True) / n
+    var = (((y - mean) * m) ** 2).sum(dim=1, keepdim=True) / n
+    return torch.where(mask, (y - mean) / (var.sqrt() + eps), torch.zeros_like(y))
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (pred - target)^2 over the entries in ``mask``."""
+    m = mask.to(pred.dtype)
+    return (((pred - target) ** 2) * m).sum() / m.sum().clamp_min(1.0)
+
+
+def regression_target(batch: Batch, zscore: bool) -> torch.Tensor:
+    """The label a regression baseline fits: raw next-day returns or their daily z-scores."""
+    return cross_sectional_zscore(batch.y, batch.label_mask) if zscore else batch.y
+
+
+def per_stock_sequences(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, S, F) windows -> (B*S, T, F): one sequence per stock, stock-major per sample."""
+    b, t, s, f = x.shape
+    return x.permute(0, 2, 1, 3).reshape(b * s, t, f)
+
+
+class ReturnRegressor(nn.Module):
+    """Base of models whose ``forward(x)`` gives the scores (B, S) directly: the loss is the
+    masked MSE against the next-day return, or its daily z-score when
+    ``self.config.zscore_labels``; prediction is ``forward`` on the window."""
+
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        target = regression_target(batch, self.config.zscore_labels)
+        mse = masked_mse(self(batch.x), target, batch.label_mask)
+        return {"total": mse, "mse": mse}
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return self(batch.x)
