@@ -1,7 +1,7 @@
 """Factor quality of every model over several seeds: IC, ICIR, RankIC, RankICIR.
 
     python benchmarks/bench_factors.py [--universe dj30|sp500] [--models ...] [--seeds 1 2 3]
-                                       [--preset small] [--epochs N] [--threads 2]
+                                       [--preset small] [--epochs N] [--jobs N] [--threads N]
                                        [--device auto|cpu|cuda] [--out DIR]
     python benchmarks/bench_factors.py --combine A/factors.csv B/factors.csv ...
 
@@ -36,7 +36,9 @@ def main() -> int:
     p.add_argument("--seeds", nargs="+", default=["1", "2", "3"])
     p.add_argument("--preset", default="small")
     p.add_argument("--epochs", help="override the preset's epochs (shorter benchmark)")
-    p.add_argument("--threads", default="2")
+    p.add_argument("--jobs", default="1", help="(model, seed) tasks at once (local processes)")
+    p.add_argument("--threads", help="torch threads per job (default: the command's, cores / "
+                                      "jobs; more oversubscribes the cores)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="torch device (auto: CUDA when present)")
     p.add_argument("--out", default="runs/bench-factors")
@@ -52,8 +54,10 @@ def main() -> int:
     from storm_bt.backtest.cli import main as cli
 
     argv = ["factors", "--data", str(path), "--models", *args.models, "--seeds", *args.seeds,
-            "--preset", args.preset, "--threads", args.threads, "--device", args.device,
+            "--preset", args.preset, "--jobs", args.jobs, "--device", args.device,
             "--out", f"{args.out}-{args.universe}", "--log-level", "WARNING"]
+    if args.threads:
+        argv += ["--threads", args.threads]
     if args.epochs:
         argv += ["--epochs", args.epochs]
     started = time.perf_counter()

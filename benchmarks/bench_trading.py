@@ -2,7 +2,7 @@
 
     python benchmarks/bench_trading.py [--preset small|tiny] [--tickers AAPL JPM IBM INTC MSFT]
                                        [--models ...] [--seeds 1] [--epochs N] [--timesteps N]
-                                       [--threads 2] [--no-tearsheets] [--out DIR]
+                                       [--threads N] [--no-tearsheets] [--out DIR]
     python benchmarks/bench_trading.py --combine A/trading.csv B/trading.csv ...
     python benchmarks/bench_trading.py --agents [--algos ppo dqn sac] [--steps 20480 20000 4000]
                                        [--profile sac]
@@ -55,7 +55,8 @@ def main() -> int:
     p.add_argument("--seeds", nargs="+", default=["1"])
     p.add_argument("--epochs", help="override the preset's epochs (default: 1 with tiny)")
     p.add_argument("--timesteps", help="environment steps per RL agent (default: per preset)")
-    p.add_argument("--threads", default="2")
+    p.add_argument("--threads", help="torch threads per job (default: the command's, cores / "
+                                      "jobs; more oversubscribes the cores)")
     p.add_argument("--no-tearsheets", action="store_true")
     p.add_argument("--retrain", action="store_true", help="ignore cached model checkpoints")
     p.add_argument("--out", default="runs/bench-trading")
@@ -82,9 +83,11 @@ def main() -> int:
 
     epochs = args.epochs or ("1" if args.preset == "tiny" else None)
     argv = ["trading", "--data", str(path), "--tickers", *args.tickers, "--seeds", *args.seeds,
-            "--preset", args.preset, "--threads", args.threads, "--jobs", args.jobs,
+            "--preset", args.preset, "--jobs", args.jobs,
             "--fill", args.fill,
             "--out", f"{args.out}-{args.preset}", "--log-level", "INFO"]
+    if args.threads:
+        argv += ["--threads", args.threads]
     if args.models:
         argv += ["--models", *args.models]
     if epochs:

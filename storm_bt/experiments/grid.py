@@ -15,11 +15,16 @@ Backends:
 Threads: each task trains with its model settings' threads; `plan_threads` keeps jobs x
 threads within the machine's cores unless the user asked for more, and says so in the log.
 Progress: one tqdm bar over the grid; every log line a task writes names the task.
+Interruption: Ctrl-C or SIGTERM on the parent stops the local workers at once (loky's
+workers would otherwise finish their task, minutes of training, after the parent is gone).
 """
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -135,10 +140,35 @@ def _run_local(tasks: list[Task], settings: GridSettings, level: int, bar) -> li
     results: list[Any] = [None] * len(tasks)
     parallel = Parallel(n_jobs=min(settings.jobs, len(tasks)), backend="loky",
                         return_as="generator_unordered")
-    for index, value in parallel(delayed(_indexed)(i, t, level) for i, t in enumerate(tasks)):
-        results[index] = value
-        bar.update()
+    outputs = parallel(delayed(_indexed)(i, t, level) for i, t in enumerate(tasks))
+    with _sigterm_as_exit():
+        try:
+            for index, value in outputs:
+                results[index] = value
+                bar.update()
+        except (KeyboardInterrupt, SystemExit):
+            log.warning("grid interrupted: stopping the worker processes")
+            outputs.close()   # joblib then aborts the pending tasks and kills its workers
+            raise
     return results
+
+
+@contextmanager
+def _sigterm_as_exit():
+    """While the grid runs, SIGTERM raises SystemExit(143) in the main thread (instead of
+    ending the process at once), so the workers can be stopped on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _indexed(index: int, task: Task, level: int) -> tuple[int, Any]:

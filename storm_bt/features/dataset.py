@@ -302,17 +302,19 @@ def build_feature_set(panel: Panel, config: FeatureConfig | None = None,
                       block: int = 64) -> FeatureSet:
     """Features, scaler and labels for the whole panel (every row causal)."""
     raw, names = compute_features(panel, config or FeatureConfig())
-    scaled = causal_block_scale(raw, block=block)
     price_names = [f for f in PRICE_FIELDS if f in panel.fields]
     p = len(price_names)
     if names[:p] != price_names:
         raise AssertionError(f"features must start with the price fields {price_names}, got {names[:p]}")
+    # only the price fields' statistics are kept: all of them would double the peak memory
+    scaled = causal_block_scale(raw, block=block, keep_stats=p)
+    del raw
     return FeatureSet(
         dates=panel.dates, tickers=panel.tickers, feature_names=list(names),
         price_names=price_names,
         features=scaled.values.astype(np.float32, copy=False),
-        price_mean=np.ascontiguousarray(scaled.mean[:, :, :p], dtype=np.float32),
-        price_std=np.ascontiguousarray(scaled.std[:, :, :p], dtype=np.float32),
+        price_mean=scaled.mean,
+        price_std=scaled.std,
         labels=next_day_return(panel).astype(np.float32),
         valid=panel.mask.copy(),
         fingerprint=panel.fingerprint(),

@@ -33,8 +33,9 @@ class ScaledFeatures:
 
     Attributes:
         values: float32 (D, S, F), x_hat.
-        mean: float32 (D, S, F), the mu used for each row.
-        std: float32 (D, S, F), the sigma used for each row, after the min_std floor, so
+        mean: float32 (D, S, K), the mu used for each row, for the first K features
+            (``keep_stats``; K = F by default).
+        std: float32 (D, S, K), the sigma used for each row, after the min_std floor, so
             ``x = values * std + mean`` wherever the clip did not bite.
     """
 
@@ -44,17 +45,25 @@ class ScaledFeatures:
 
 
 def causal_block_scale(x: np.ndarray, block: int = 64, min_std: float = 1e-6,
-                       clip: float = 10.0) -> ScaledFeatures:
-    """Scale `x` (dates, stocks, features) causally, block by block (see module docstring)."""
+                       clip: float = 10.0, keep_stats: int | None = None) -> ScaledFeatures:
+    """Scale `x` (dates, stocks, features) causally, block by block (see module docstring).
+
+    `keep_stats` = K keeps mu and sigma of the first K features only (None: all). The values
+    do not depend on it; at 501 stocks x 152 features the two float32 statistics arrays are
+    3.7 GB, so a caller that needs only the price fields' statistics passes their count.
+    """
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"x must be (dates, stocks, features), got shape {x.shape}")
     if block < 1 or not min_std > 0 or not clip > 0:
         raise ValueError(f"need block >= 1, min_std > 0 and clip > 0 "
                          f"(got block={block}, min_std={min_std}, clip={clip})")
+    n_stats = x.shape[2] if keep_stats is None else keep_stats
+    if not 0 <= n_stats <= x.shape[2]:
+        raise ValueError(f"keep_stats={keep_stats} must lie in [0, {x.shape[2]}]")
     values = np.empty(x.shape, dtype=np.float32)
-    mean = np.empty(x.shape, dtype=np.float32)
-    std = np.empty(x.shape, dtype=np.float32)
+    mean = np.empty(x.shape[:2] + (n_stats,), dtype=np.float32)
+    std = np.empty(x.shape[:2] + (n_stats,), dtype=np.float32)
     # Stocks are independent: a slice of them at a time keeps the temporaries in cache.
     n_stocks, n_feats = x.shape[1], x.shape[2]
     width = max(1, _CHUNK_ELEMENTS // max(1, block * n_feats))
@@ -67,7 +76,7 @@ def causal_block_scale(x: np.ndarray, block: int = 64, min_std: float = 1e-6,
 
 def _scale_stocks(x: np.ndarray, out: tuple[np.ndarray, np.ndarray, np.ndarray], block: int,
                   min_std: float, clip: float) -> None:
-    """Scale x (D, S', F) into the three (D, S', F) views `out` (values, mean, std)."""
+    """Scale x (D, S', F) into the views `out`: values (D, S', F), mean and std (D, S', K)."""
     n_rows = x.shape[0]
     if n_rows == 0:
         return
@@ -111,8 +120,9 @@ def _block_stats(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _scale_into(out: tuple[np.ndarray, np.ndarray, np.ndarray], rows: slice, x: np.ndarray,
                 mu: np.ndarray, sigma: np.ndarray, min_std: float, clip: float,
                 blocks: tuple[int, int] | None = None) -> None:
-    """Store clip((x - mu)/max(sigma, min_std)), mu and the floored sigma for `rows`. With
-    `blocks` = (n, block), x's rows are n blocks and mu, sigma are (n, 1, S, F)."""
+    """Store clip((x - mu)/max(sigma, min_std)), and mu and the floored sigma of the first K
+    features, for `rows`. With `blocks` = (n, block), x's rows are n blocks and mu, sigma
+    are (n, 1, S, F)."""
     sigma = np.maximum(sigma, min_std)
     views = [o[rows] for o in out]
     if blocks is not None:
@@ -122,5 +132,6 @@ def _scale_into(out: tuple[np.ndarray, np.ndarray, np.ndarray], rows: slice, x: 
     scaled /= sigma
     np.clip(scaled, -clip, clip, out=scaled)
     views[0][...] = scaled
-    views[1][...] = mu
-    views[2][...] = sigma
+    k = views[1].shape[-1]
+    views[1][...] = mu[..., :k]
+    views[2][...] = sigma[..., :k]

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +88,52 @@ def test_the_ray_backend_gives_the_serial_result(serial_factors):
     on_ray = run_factors(config, GridSettings(backend="ray", jobs=2))
     assert serial.table.to_csv() == on_ray.table.to_csv()
     assert serial.daily.to_csv() == on_ray.daily.to_csv()
+
+
+_INTERRUPTED_GRID = """
+import os, sys, time
+from pathlib import Path
+from storm_bt.experiments.grid import GridSettings, Task, run_grid
+
+def nap(config):
+    i, folder = config
+    Path(folder, f"worker-{os.getpid()}").touch()
+    time.sleep(120)
+    return i
+
+if __name__ == "__main__":
+    run_grid([Task(f"nap {i}", nap, (i, sys.argv[1])) for i in range(4)], GridSettings(jobs=2))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:    # a zombie has ended
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_sigterm_on_the_parent_stops_the_workers_mid_task(tmp_path):
+    """Without the grid's handler, loky's workers outlive a killed parent and finish their
+    task (minutes of training); with it they are gone within seconds."""
+    script = tmp_path / "interrupted_grid.py"
+    script.write_text(_INTERRUPTED_GRID)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120           # worker start-up is slow on a busy machine
+    while len(list(tmp_path.glob("worker-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("worker-*")]
+    if len(workers) != 2:
+        proc.kill()
+        pytest.fail(f"{len(workers)} of 2 workers started in 120 s")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 15
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_alive, workers)), "a worker outlived the interrupted grid"
+    assert "grid interrupted: stopping the worker processes" in proc.stderr.read()

@@ -3,6 +3,7 @@ out; the universe and traded stocks; a tiny table end to end on real data; the c
 line's files, rerun from config.json; and the table maths (Improvement(%), mean ± std)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import subprocess
@@ -232,18 +233,24 @@ def test_next_open_buy_and_hold_fills_at_the_second_days_open(shared_data_dir, d
 
 @pytest.mark.slow
 def test_a_parallel_table_writes_the_serial_runs_files(shared_data_dir, tmp_path):
-    """--jobs 2 runs the fits and rows on two processes and writes the same bytes as --jobs 1
+    """--jobs 2, and the Ray backend where the extra is installed (a local ray.init with 2
+    CPUs), run the fits and rows on two processes and write the same bytes as --jobs 1
     (buy-and-hold, a fitted predictor and a trained agent, each on two stocks)."""
+    grids = {"jobs1": ["--jobs", "1"], "jobs2": ["--jobs", "2"]}
+    if importlib.util.find_spec("ray") is not None:   # CI installs the extra
+        grids["ray"] = ["--backend", "ray", "--jobs", "2"]
     outs = {}
-    for jobs in ("1", "2"):
-        out = tmp_path / f"jobs{jobs}"
+    for name, grid in grids.items():
+        out = tmp_path / name
         result = _cli("--data", str(shared_data_dir / "dj30_daily.csv.gz"), *TINY_FLAGS,
                       "--models", "buy-and-hold", "lightgbm", "dqn", "--timesteps", "128",
-                      "--no-tearsheets", "--jobs", jobs, "--out", str(out))
-        assert result.returncode == 0, result.stderr[-2000:]
-        outs[jobs] = out
-    for name in ("trading.csv", "equity.csv", "trading.md"):
-        assert (outs["1"] / name).read_bytes() == (outs["2"] / name).read_bytes(), name
-    table = pd.read_csv(outs["1"] / "trading.csv")
+                      "--no-tearsheets", *grid, "--out", str(out))
+        assert result.returncode == 0, f"{name}: {result.stderr[-2000:]}"
+        outs[name] = out
+    for grid in outs:
+        for name in ("trading.csv", "equity.csv", "trading.md"):
+            assert (outs["jobs1"] / name).read_bytes() == (outs[grid] / name).read_bytes(), \
+                (grid, name)
+    table = pd.read_csv(outs["jobs1"] / "trading.csv")
     assert list(zip(table["model"], table["ticker"])) == \
         [(m, t) for m in ("buy-and-hold", "lightgbm", "dqn") for t in TICKERS]

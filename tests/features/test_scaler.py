@@ -134,3 +134,21 @@ def test_chunking_does_not_change_the_numbers(monkeypatch):
     for a, b in zip((whole.values, whole.mean, whole.std),
                     (chunked.values, chunked.mean, chunked.std)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_keep_stats_keeps_the_leading_features_statistics_and_the_same_values(monkeypatch):
+    """`build_feature_set` keeps only the price fields' mu and sigma (it halves the peak
+    memory on the S&P 500); the scaled values and those statistics are unchanged."""
+    import storm_bt.features.scaler as scaler
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(150, 6, 9)) * 2.0 - 1.0
+    monkeypatch.setattr(scaler, "_CHUNK_ELEMENTS", 16 * 9 * 2)   # chunks of stocks and blocks
+    whole = causal_block_scale(x, block=16)
+    kept = causal_block_scale(x, block=16, keep_stats=3)
+    np.testing.assert_array_equal(kept.values, whole.values)
+    assert kept.mean.shape == kept.std.shape == (150, 6, 3)
+    np.testing.assert_array_equal(kept.mean, whole.mean[..., :3])
+    np.testing.assert_array_equal(kept.std, whole.std[..., :3])
+    with pytest.raises(ValueError, match="keep_stats"):
+        causal_block_scale(x, keep_stats=10)
