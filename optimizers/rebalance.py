@@ -32,6 +32,7 @@ was weighed against the whole cost, so at 20-30 bps no trade ever paid and the b
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Protocol
 
 import numpy as np
@@ -115,7 +116,9 @@ def _rebalance_loop(predictions, returns, rebalance_dates, optimizer, lookback, 
                         date.date(), min_history)
             w = np.zeros(len(scores))
         else:
-            vol = np.nanstd(np.where(np.isfinite(window), window, np.nan), axis=0, ddof=1)
+            with warnings.catch_warnings():   # a stock with < 2 days in the window has no
+                warnings.simplefilter("ignore", RuntimeWarning)   # std: it is not tradable
+                vol = np.nanstd(np.where(np.isfinite(window), window, np.nan), axis=0, ddof=1)
             vol = np.where(np.isfinite(vol), vol, 0.0)
             mu = horizon * expected_returns(np.nan_to_num(scores), vol, tradable, ic)
             risk = (risk_model(window, tradable, factors=risk_factors).scaled(horizon)
