@@ -16,8 +16,9 @@ land in DIR-<preset>/trading.md and trading.csv; the log ends with the wall time
 Budget: ``small`` with ``--jobs 2`` and the predictors' checkpoints cached took 8.6 min for
 1 seed on 2 cores (2026-12-02), ``tiny`` takes minutes; cold, each seed adds its 5 neural
 fits (about 25-30 min wall at --jobs 2). With ``tiny`` the models train 1 epoch unless
---epochs says otherwise (a smoke run of the whole pipeline, not a result). The default seed 1 is the first seed of bench_factors.py, so the
-model checkpoints it cached (same data, split, preset and seed) are reused; pass
+--epochs says otherwise (a smoke run of the whole pipeline, not a result). The default
+seed 1 is the first seed of bench_factors.py, so the model checkpoints it cached (same
+data, split, preset and seed) are reused; pass
 --retrain for a cold-start time. ``--combine`` prints the two tables (Improvement(%) row
 included) over the rows of several trading.csv files, e.g. runs split by model; a (model,
 ticker, seed) triple found twice is an error. ``--jobs N`` runs the table's tasks on N
