@@ -71,6 +71,38 @@ def test_single_branch_ablations(branches, tokens):
     assert model.predict(batch).shape == (2, 29)
 
 
+@pytest.mark.parametrize("ts_input", ["stem", "features"])
+@pytest.mark.parametrize("stock_embedding", ["tokens+stem", "tokens"])
+@pytest.mark.parametrize("branches", ["both", "ts", "cs"])
+def test_every_stem_layout_trains_every_parameter(ts_input, stock_embedding, branches):
+    """D37/D38 switches: each layout builds only what it uses (no stem for a TS-only model
+    on raw features with token embeddings) and every parameter gets a gradient."""
+    cfg = replace(TINY, ts_input=ts_input, stock_embedding=stock_embedding, branches=branches)
+    model = _model(cfg)
+    model.losses(random_batch(cfg))["total"].backward()
+    idle = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert idle == []
+    uses_stem = branches != "ts" or ts_input == "stem" or stock_embedding == "tokens+stem"
+    assert (model.stem is not None) == uses_stem
+    width = {"stem": cfg.stem_dim, "features": cfg.n_features}[ts_input]
+    if branches != "cs":
+        assert model.branches["ts"].patching.embed.in_features == cfg.ts_patch * width
+    assert model.head.stock_embed[0][0].in_features == cfg.stock_dim
+
+
+def test_the_stock_embedding_ends_with_the_last_days_stem():
+    """With stock_embedding="tokens+stem" each stock's embedding is [its TS token summary
+    (4d) || mean_t u || u_T], u the stem: the last block is that stock's last-day stem."""
+    model = _model(TINY)
+    batch = random_batch(TINY)
+    with torch.no_grad():
+        enc = model._encode(batch.x)
+        u_last = model.stem(batch.x)[:, -1]
+    stem_part = enc.stocks[..., -TINY.stem_dim:]
+    assert enc.stocks.shape[-1] == 4 * TINY.d_model + 2 * TINY.stem_dim
+    torch.testing.assert_close(stem_part, u_last)
+
+
 def test_cross_fusion_runs_and_trains():
     cfg = replace(TINY, fusion="cross")
     model = _model(cfg)

@@ -76,6 +76,20 @@ def test_the_cache_reuses_a_matching_checkpoint(data, split, tmp_path, monkeypat
             LSTMPredictor(cache_dir=tmp_path, **{**TINY_LSTM, **kwargs}).fit(d, split)
 
 
+def test_a_new_weights_version_misses_the_old_checkpoint(data, split, tmp_path, monkeypatch):
+    """A code change that alters what a config trains to raises `weights_version`; the
+    checkpoints written by the older code are then not reused."""
+    LSTMPredictor(cache_dir=tmp_path, **TINY_LSTM).fit(data, split)
+    monkeypatch.setattr(torch_predictor, "train_model", _no_training)
+
+    class NewerLSTM(LSTMPredictor):
+        weights_version = 2
+
+    assert LSTMPredictor(cache_dir=tmp_path, **TINY_LSTM).fit(data, split).source != "trained"
+    with pytest.raises(AssertionError, match="trained although"):
+        NewerLSTM(cache_dir=tmp_path, **TINY_LSTM).fit(data, split)
+
+
 def test_a_mismatching_explicit_checkpoint_names_the_field(data, split, tmp_path):
     path = tmp_path / "lstm.pt"
     LSTMPredictor(checkpoint=path, cache_dir=None, **TINY_LSTM).fit(data, split)

@@ -8,9 +8,9 @@ A trained model is saved as a plain dict
 with ``torch.save`` (written to a temporary file, then ``os.replace``: a reader never sees
 half a file) and read back with ``torch.load(..., weights_only=True)``, so every field is a
 tensor or a plain python value. Its key is the SHA-256 of (model name, model config, train
-config without runtime settings, data identity); the data identity is the panel
-fingerprint, a digest of the scaled feature array (so a change in the feature code is
-seen), the tickers and the split dates. Processes that train or read the same key at once
+config without runtime settings, data identity, the model code's weights version); the data
+identity is the panel fingerprint, a digest of the scaled feature array (so a change in the
+feature code is seen), the tickers and the split dates. Processes that train or read the same key at once
 take turns on an exclusive lock (`key_lock`): the first trains and writes, the others then
 reuse its checkpoint.
 """
@@ -59,11 +59,19 @@ def data_identity(data: FeatureSet, split: Split) -> dict:
 
 
 def checkpoint_key(model_name: str, model_config: Mapping, train_config: TrainConfig,
-                   data: Mapping) -> str:
-    """SHA-256 of everything that determines the trained weights (seed included)."""
-    blob = json.dumps({"model": model_name, "model_config": dict(model_config),
-                       "train_config": train_config.identity(), "data": dict(data)},
-                      sort_keys=True, default=str)
+                   data: Mapping, weights_version: int = 1) -> str:
+    """SHA-256 of everything that determines the trained weights (seed included).
+
+    ``weights_version`` is the model code's own version (`TorchPredictor.weights_version`),
+    raised whenever a code change alters what a config trains to. Version 1 is left out of
+    the digest, so the checkpoints of models whose code has not changed since the first
+    version keep their keys.
+    """
+    fields = {"model": model_name, "model_config": dict(model_config),
+              "train_config": train_config.identity(), "data": dict(data)}
+    if weights_version != 1:
+        fields["weights_version"] = int(weights_version)
+    blob = json.dumps(fields, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -75,6 +75,9 @@ class TorchPredictor(Predictor):
     """
 
     name = "torch"
+    #: the model code's version in the checkpoint key: raise it when a code change alters
+    #: what the same config trains to, so that stale checkpoints are not reused
+    weights_version = 1
 
     def __init__(self, model_name: str, factory: ModelFactory, model_config: Mapping,
                  history: int, train: TrainConfig,
@@ -123,7 +126,7 @@ class TorchPredictor(Predictor):
             "data": ident,
             "dims": _plain(asdict(DataDims.of(data))),
             "key": checkpoint_key(self.name, {**self.model_config, "history": self.history},
-                                  self.train_config, ident),
+                                  self.train_config, ident, self.weights_version),
         }
 
     def _check_explicit(self, path: Path, payload: dict, expected: dict) -> None:

@@ -32,6 +32,8 @@ _CHOICES = {
     "label_norm": ("none", "cs_zscore"),
     "ret_loss": ("mse", "nll", "sample"),
     "recon_reduction": ("mean", "sum"),
+    "ts_input": ("stem", "features"),
+    "stock_embedding": ("tokens+stem", "tokens"),
 }
 
 
@@ -50,7 +52,12 @@ class StormConfig:
 
     # patching and transformers
     ts_patch: int = 8
-    cs_stem: int = 16              # per-stock Linear(F -> cs_stem) before pooling; 0 = none
+    #: width of the per-day stock stem u = x W_stem (F -> cs_stem), shared by the branches:
+    #: CS pools it over stocks, TS patches it over days (ts_input="stem"); 0 = no stem
+    cs_stem: int = 16
+    #: what a TS patch token embeds: p days of the stem ("stem", D37) or of the raw F
+    #: features ("features", the official patch embedding, p F -> d)
+    ts_input: str = "stem"
     d_model: int = 64
     enc_depth: int = 2
     dec_depth: int = 1
@@ -80,6 +87,9 @@ class StormConfig:
     diversity_temperature: float = 0.1
 
     # factor head
+    #: each stock's embedding: [mean, last] of its TS tokens plus [mean_t, last] of its stem
+    #: ("tokens+stem", D38), or the TS tokens alone ("tokens"); CS only always uses the stem
+    stock_embedding: str = "tokens+stem"
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 
@@ -169,6 +179,18 @@ class StormConfig:
         return 2 * self.d_model
 
     @property
+    def stem_dim(self) -> int:
+        """F': the width of the per-day stock stem (F when there is none)."""
+        return self.cs_stem or self.n_features
+
+    @property
+    def stock_dim(self) -> int:
+        """E: the width of a stock's embedding before the factor head."""
+        tokens = 4 * self.d_model if "ts" in self.branch_names else 0
+        stem = 2 * self.stem_dim if (not tokens or self.stock_embedding == "tokens+stem") else 0
+        return tokens + stem
+
+    @property
     def hidden(self) -> int:
         return self.factor_hidden or self.factor_dim
 
@@ -211,13 +233,15 @@ paper = StormConfig(history=64, ts_patch=4, d_model=256, enc_depth=4, dec_depth=
 #: Official sizes and the official code's losses where a switch exists: no fusion (D1), CLIP
 #: on token 0 (D2), quantiser losses counted twice (D4), diversity sign quirk (D6), raw
 #: labels (D21), summed reconstruction at 1e-3 with CS x 1e-3, the sample-MSE return loss at
-#: 0.1, no prediction-path loss, no dead-code reset, unnormalised codes. The layout (per-stock
-#: TS attention, stock-shared factor head) is the linear-cost one of every preset.
+#: 0.1, no prediction-path loss, no dead-code reset, unnormalised codes, TS patches of the raw
+#: features and stock embeddings from the TS tokens alone. The layout (per-stock TS
+#: attention, stock-shared factor head) is the linear-cost one of every preset.
 parity = replace(paper, fusion="none", clip_mode="token0", diversity="parity",
                  diversity_temperature=1.0, commit_weight=2.0, diversity_weight=0.2,
                  orth_weight=0.2, label_norm="none", recon_reduction="sum", recon_weight=1e-3,
                  recon_cs_scale=1e-3, ret_loss="sample", ret_weight=0.1, pred_weight=0.0,
-                 dead_code_threshold=0.0, dead_code_idle_steps=0, normalize_codes=False)
+                 dead_code_threshold=0.0, dead_code_idle_steps=0, normalize_codes=False,
+                 ts_input="features", stock_embedding="tokens")
 
 PRESETS: dict[str, StormConfig] = {"tiny": tiny, "small": small, "paper": paper,
                                    "parity": parity}

@@ -1,13 +1,15 @@
 """Building blocks of the STORM branches (STORM_SPEC 2.1, 2.2, 2.5).
 
-- Patching. x (B, T, S, F). No weight has a size that depends on S.
-  CS: u_{t,s} = x_{t,s} W_stem (F -> F'),
-      token_t = [mean_s u_{t,s} || std_s u_{t,s}] W_cs                    -> (B, T, d)
+- Stem. x (B, T, S, F) -> u_{t,s} = x_{t,s} W_stem (F -> F'), one per-day stock vector
+  shared by both branches (the model owns it). No weight has a size that depends on S.
+- Patching.
+  CS: token_t = [mean_s u_{t,s} || std_s u_{t,s}] W_cs                    -> (B, T, d)
       (a set summary of the day: the same function for any number or subset of stocks);
       its decoder reconstructs the day's cross-sectional mean and std of each price field,
       target (B, T, 2P).
-  TS: token_{s, j} = vec(x[j p .. j p + p - 1, s, :]) W_ts                -> (B S, T/p, d)
-      each stock's blocks form its own sequence (stocks fold into the batch, attention is
+  TS: token_{s, j} = vec(v[j p .. j p + p - 1, s, :]) W_ts                -> (B S, T/p, d)
+      with v = u (p F' -> d, D37) or v = x (p F -> d, the official embedding); each
+      stock's blocks form its own sequence (stocks fold into the batch, attention is
       temporal, cost linear in S); the decoder maps each token to its p P prices
       (cheap equivalence (a) of section 11), unpatchified to (B, T, S, P).
 - Separable positions: pos[t n_sp + s] = spatial[s] + temporal[t]; CLS has its own
@@ -140,24 +142,32 @@ class TokenTransformer(nn.Module):
         return self.head(h[:, 1:])
 
 
+def stock_stem(n_features: int, width: int) -> nn.Module:
+    """The per-day stock stem Linear(F -> F') (identity when width is 0)."""
+    if not width:
+        return nn.Identity()
+    stem = nn.Linear(n_features, width)
+    stem.apply(init_linear_and_norm)
+    return stem
+
+
 class CrossSectionalPatching(nn.Module):
     """One token per day, a summary of the cross-section: [mean_s u || std_s u] W_cs."""
 
     n_space = 1
 
-    def __init__(self, n_features: int, stem: int, dim: int):
+    def __init__(self, stem_dim: int, dim: int):
         super().__init__()
-        self.stem = nn.Linear(n_features, stem) if stem else nn.Identity()
-        self.embed = nn.Linear(2 * (stem or n_features), dim)
+        self.embed = nn.Linear(2 * stem_dim, dim)
         self.apply(init_linear_and_norm)
 
     @staticmethod
     def values_per_token(n_price: int) -> int:
         return 2 * n_price
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, S, F) -> (B, T, d)."""
-        return self.embed(cross_section_moments(self.stem(x)))
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """u (B, T, S, F') stem output -> (B, T, d)."""
+        return self.embed(cross_section_moments(u))
 
     @staticmethod
     def target(prices: torch.Tensor) -> torch.Tensor:
@@ -178,21 +188,22 @@ def cross_section_moments(u: torch.Tensor) -> torch.Tensor:
 
 
 class TimeSeriesPatching(nn.Module):
-    """Per stock, one token per block of p days: (B, T, S, F) -> (B S, T/p, d)."""
+    """Per stock, one token per block of p days: (B, T, S, C) -> (B S, T/p, d), C the
+    stem width F' or the raw feature count F."""
 
     n_space = 1
 
-    def __init__(self, n_features: int, patch: int, dim: int):
+    def __init__(self, in_dim: int, patch: int, dim: int):
         super().__init__()
         self.patch = patch
-        self.embed = nn.Linear(patch * n_features, dim)
+        self.embed = nn.Linear(patch * in_dim, dim)
         self.apply(init_linear_and_norm)
 
     def values_per_token(self, n_price: int) -> int:
         return self.patch * n_price
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, T, S, F) -> (B S, T/p, d); row b S + s is stock s of sample b."""
+        """x (B, T, S, C) -> (B S, T/p, d); row b S + s is stock s of sample b."""
         b, t, s, f = x.shape
         blocks = x.permute(0, 2, 1, 3).reshape(b * s, t // self.patch, self.patch * f)
         return self.embed(blocks)

@@ -1,10 +1,12 @@
 """STORM: dual (cross-sectional + time-series) VQ-VAE with a stock-shared factor head.
 
-x (B, T, S, F). For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
+x (B, T, S, F), u = Stem(x) (B, T, S, F') the per-day stock stem shared by the branches.
+For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
 
-    cs: c = Encoder_cs(Pool_cs(x))        (B, T, d)      one token per day (all stocks)
-    ts: u = Encoder_ts(Patch_ts(x))       (B S, T/p, d)  each stock its own sequence
-    [optional fusion, D1: u reads c, c reads mean_s u]            (fusion.py)
+    cs: c = Encoder_cs(Pool_cs(u))        (B, T, d)      one token per day (all stocks)
+    ts: v = Encoder_ts(Patch_ts(u))       (B S, T/p, d)  each stock its own sequence
+                                          (Patch_ts(x) with ts_input="features")
+    [optional fusion, D1: v reads c, c reads mean_s v]            (fusion.py)
     z_b = sqrt(d) z_b / ||z_b||           (normalize_codes)
     q_b, k_b = VQ_b(z_b)                  straight-through codes
     x_hat_cs = Decoder_cs(q_cs)           (B, T, 2P)    the day's mean / std of each price
@@ -12,7 +14,8 @@ x (B, T, S, F). For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks on
 
 Factor head (factor_head.py) on the market tokens Phi = [ [z_cs || q_cs] ; mean_s [z_ts ||
 q_ts] ] (B, M, 2d), M = T + T/p, and one embedding per stock e_s = [mean_j, last] of its
-[z_ts || q_ts] tokens (CS only: [mean_t, last] of its stem features): posterior q(z | Phi,
+[z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
+stock_embedding="tokens", the stem alone for CS only): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
 with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"):
 
@@ -48,8 +51,7 @@ from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.factor_head import FactorHead
 from storm_bt.models.storm.fusion import BranchFusion
 from storm_bt.models.storm.layers import (CrossSectionalPatching, TimeSeriesPatching,
-                                          TokenTransformer, cross_section_moments,
-                                          stocks_to_time_major)
+                                          TokenTransformer, stock_stem, stocks_to_time_major)
 from storm_bt.models.storm.quantizer import VectorQuantizer
 
 #: loss terms that fit the label (the "return path" of the gradient diagnostics)
@@ -64,10 +66,11 @@ class Branch(nn.Module):
         d = cfg.d_model
         self.kind = kind
         if kind == "cs":
-            self.patching = CrossSectionalPatching(cfg.n_features, cfg.cs_stem, d)
+            self.patching = CrossSectionalPatching(cfg.stem_dim, d)
             n_time = cfg.history
         else:
-            self.patching = TimeSeriesPatching(cfg.n_features, cfg.ts_patch, d)
+            width = cfg.stem_dim if cfg.ts_input == "stem" else cfg.n_features
+            self.patching = TimeSeriesPatching(width, cfg.ts_patch, d)
             n_time = cfg.n_ts_blocks
         self.encoder = TokenTransformer(d, d, d, n_time, 1, cfg.enc_depth, cfg.n_heads,
                                         cfg.mlp_ratio)
@@ -79,14 +82,10 @@ class Branch(nn.Module):
                                         1, cfg.dec_depth, cfg.n_heads, cfg.mlp_ratio)
         self.n_price = cfg.n_price
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Tokens (cs: (B, T, d), ts: (B S, T/p, d)) and, for cs, per-stock stem summaries
-        (B, S, 2 F') = [mean_t u, u_T] (None for ts)."""
-        if self.kind == "ts":
-            return self.encoder(self.patching(x)), None
-        u = self.patching.stem(x)
-        tokens = self.encoder(self.patching.embed(cross_section_moments(u)))
-        return tokens, torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)
+    def encode(self, v: torch.Tensor) -> torch.Tensor:
+        """v (B, T, S, C) stem output (or raw features) -> tokens (cs: (B, T, d),
+        ts: (B S, T/p, d))."""
+        return self.encoder(self.patching(v))
 
     def reconstruct(self, q: torch.Tensor, n_stocks: int) -> torch.Tensor:
         """q in the branch's layout -> cs: (B, T, 2P) price moments; ts: (B, T, S, P)."""
@@ -127,9 +126,12 @@ class StormModel(nn.Module):
         self.branches = nn.ModuleDict({b: Branch(cfg, b) for b in cfg.branch_names})
         self.fusion = BranchFusion(cfg.d_model, cfg.fusion_depth, cfg.fusion_heads,
                                    cfg.mlp_ratio) if cfg.fusion == "cross" else None
-        stem = cfg.cs_stem or cfg.n_features
-        stock_dim = 4 * cfg.d_model if "ts" in self.branches else 2 * stem
-        self.head = FactorHead(cfg.n_factors, cfg.factor_dim, stock_dim, cfg.hidden,
+        has_ts = "ts" in self.branches
+        self.stock_uses_stem = not has_ts or cfg.stock_embedding == "tokens+stem"
+        self.ts_uses_stem = has_ts and cfg.ts_input == "stem"
+        needs_stem = "cs" in self.branches or self.ts_uses_stem or self.stock_uses_stem
+        self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if needs_stem else None
+        self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.stock_dim, cfg.hidden,
                                cfg.prior_heads)
         fields = cfg.resolved_price_fields
         self._low_high = (fields.index("low"), fields.index("high")) \
@@ -149,9 +151,12 @@ class StormModel(nn.Module):
                                f"n_price={cfg.n_price}; rebuild the config with with_data(...)")
 
     def encoder_parameters(self) -> list[nn.Parameter]:
-        """The shared encoders (patching, transformers, fusion): what the diagnostics watch."""
+        """The shared encoders (stem, patching, transformers, fusion): what the diagnostics
+        watch."""
         params = [p for b in self.branches.values()
                   for p in list(b.patching.parameters()) + list(b.encoder.parameters())]
+        if self.stem is not None:
+            params += list(self.stem.parameters())
         if self.fusion is not None:
             params += list(self.fusion.parameters())
         return params
@@ -159,10 +164,9 @@ class StormModel(nn.Module):
     def _encode(self, x: torch.Tensor) -> _Encoded:
         s = x.shape[2]
         out = _Encoded(n_stocks=s)
-        stem_stocks = None
+        u = self.stem(x) if self.stem is not None else None
         for name, branch in self.branches.items():
-            out.z[name], extra = branch.encode(x)
-            stem_stocks = extra if extra is not None else stem_stocks
+            out.z[name] = branch.encode(x if name == "ts" and not self.ts_uses_stem else u)
         if self.fusion is not None:
             out.z["cs"], out.z["ts"] = self.fusion(out.z["cs"], out.z["ts"])
         if self.config.normalize_codes:
@@ -179,8 +183,10 @@ class StormModel(nn.Module):
                 per_stock = tokens.reshape(x.shape[0], s, *tokens.shape[1:])   # (B, S, J, 2d)
                 market.append(per_stock.mean(dim=1))
                 out.stocks = torch.cat([per_stock.mean(dim=2), per_stock[:, :, -1]], dim=-1)
-        if out.stocks is None:
-            out.stocks = stem_stocks
+        if self.stock_uses_stem:
+            stem_summary = torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)      # (B, S, 2F')
+            out.stocks = stem_summary if out.stocks is None \
+                else torch.cat([out.stocks, stem_summary], dim=-1)
         out.phi = torch.cat(market, dim=1)
         return out
 

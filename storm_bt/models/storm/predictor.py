@@ -54,6 +54,8 @@ class StormPredictor(PresetTorchPredictor):
     name = "storm"
     branches = "both"
     presets = PRESETS
+    #: 2: one stem shared by the branches (D37/D38), the CS parameters renamed
+    weights_version = 2
 
     def __init__(self, preset: str = "small", **kwargs) -> None:
         branches = kwargs.pop("branches", None)
