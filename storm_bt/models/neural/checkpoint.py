@@ -10,9 +10,9 @@ half a file) and read back with ``torch.load(..., weights_only=True)``, so every
 tensor or a plain python value. Its key is the SHA-256 of (model name, model config, train
 config without runtime settings, data identity, the model code's weights version); the data
 identity is the panel fingerprint, a digest of the scaled feature array (so a change in the
-feature code is seen), the tickers and the split dates. Processes that train or read the same key at once
-take turns on an exclusive lock (`key_lock`): the first trains and writes, the others then
-reuse its checkpoint.
+feature code is seen), the tickers and the split dates. Processes that train or read the
+same key at once take turns on an exclusive lock (`key_lock`): the first trains and writes,
+the others then reuse its checkpoint.
 """
 from __future__ import annotations
 
