@@ -184,11 +184,31 @@ class StormConfig:
         return self.cs_stem or self.n_features
 
     @property
+    def ts_uses_stem(self) -> bool:
+        """The TS branch exists and patches the stem (D37), not the raw features."""
+        return "ts" in self.branch_names and self.ts_input == "stem"
+
+    @property
+    def stock_uses_stem(self) -> bool:
+        """A stock's embedding includes its stem summary: always without a TS branch, and
+        with one when stock_embedding="tokens+stem" (D38)."""
+        return "ts" not in self.branch_names or self.stock_embedding == "tokens+stem"
+
+    @property
+    def uses_stem(self) -> bool:
+        """Whether the model builds the stem at all (CS pools it, TS or stocks read it)."""
+        return "cs" in self.branch_names or self.ts_uses_stem or self.stock_uses_stem
+
+    @property
+    def ts_token_inputs(self) -> int:
+        """C: the per-day width a TS patch embeds (F' of the stem, or the raw F)."""
+        return self.stem_dim if self.ts_input == "stem" else self.n_features
+
+    @property
     def stock_dim(self) -> int:
         """E: the width of a stock's embedding before the factor head."""
         tokens = 4 * self.d_model if "ts" in self.branch_names else 0
-        stem = 2 * self.stem_dim if (not tokens or self.stock_embedding == "tokens+stem") else 0
-        return tokens + stem
+        return tokens + (2 * self.stem_dim if self.stock_uses_stem else 0)
 
     @property
     def hidden(self) -> int:

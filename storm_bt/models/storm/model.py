@@ -69,8 +69,7 @@ class Branch(nn.Module):
             self.patching = CrossSectionalPatching(cfg.stem_dim, d)
             n_time = cfg.history
         else:
-            width = cfg.stem_dim if cfg.ts_input == "stem" else cfg.n_features
-            self.patching = TimeSeriesPatching(width, cfg.ts_patch, d)
+            self.patching = TimeSeriesPatching(cfg.ts_token_inputs, cfg.ts_patch, d)
             n_time = cfg.n_ts_blocks
         self.encoder = TokenTransformer(d, d, d, n_time, 1, cfg.enc_depth, cfg.n_heads,
                                         cfg.mlp_ratio)
@@ -126,11 +125,7 @@ class StormModel(nn.Module):
         self.branches = nn.ModuleDict({b: Branch(cfg, b) for b in cfg.branch_names})
         self.fusion = BranchFusion(cfg.d_model, cfg.fusion_depth, cfg.fusion_heads,
                                    cfg.mlp_ratio) if cfg.fusion == "cross" else None
-        has_ts = "ts" in self.branches
-        self.stock_uses_stem = not has_ts or cfg.stock_embedding == "tokens+stem"
-        self.ts_uses_stem = has_ts and cfg.ts_input == "stem"
-        needs_stem = "cs" in self.branches or self.ts_uses_stem or self.stock_uses_stem
-        self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if needs_stem else None
+        self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if cfg.uses_stem else None
         self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.stock_dim, cfg.hidden,
                                cfg.prior_heads)
         fields = cfg.resolved_price_fields
@@ -166,7 +161,8 @@ class StormModel(nn.Module):
         out = _Encoded(n_stocks=s)
         u = self.stem(x) if self.stem is not None else None
         for name, branch in self.branches.items():
-            out.z[name] = branch.encode(x if name == "ts" and not self.ts_uses_stem else u)
+            out.z[name] = branch.encode(x if name == "ts" and not self.config.ts_uses_stem
+                                        else u)
         if self.fusion is not None:
             out.z["cs"], out.z["ts"] = self.fusion(out.z["cs"], out.z["ts"])
         if self.config.normalize_codes:
@@ -183,7 +179,7 @@ class StormModel(nn.Module):
                 per_stock = tokens.reshape(x.shape[0], s, *tokens.shape[1:])   # (B, S, J, 2d)
                 market.append(per_stock.mean(dim=1))
                 out.stocks = torch.cat([per_stock.mean(dim=2), per_stock[:, :, -1]], dim=-1)
-        if self.stock_uses_stem:
+        if self.config.stock_uses_stem:
             stem_summary = torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)      # (B, S, 2F')
             out.stocks = stem_summary if out.stocks is None \
                 else torch.cat([out.stocks, stem_summary], dim=-1)
