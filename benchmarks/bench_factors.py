@@ -3,14 +3,17 @@
     python benchmarks/bench_factors.py [--universe dj30|sp500] [--models ...] [--seeds 1 2 3]
                                        [--preset small] [--epochs N] [--jobs N] [--threads N]
                                        [--device auto|cpu|cuda] [--out DIR]
-    python benchmarks/bench_factors.py --combine A/factors.csv B/factors.csv ...
+    python benchmarks/bench_factors.py --combine RUN_A RUN_B ...
 
 Runs ``python -m storm_bt.backtest factors`` on the developers' real data with the paper's
 split (train 2008-04-01.., valid 2019-04-01.., test 2021-04-01 .. 2024-03-08) and reports
 the mean and spread over seeds per model with the wall time. Skips (exit 0) where the data
 is absent. The numbers land in DIR/factors.csv and DIR/factors.md. ``--combine`` prints
-one mean ± std table over the rows of several factors.csv files (runs split by model or
-seed, e.g. to reuse cached checkpoints); a (model, seed) pair found twice is an error.
+the report of several `factors` output folders merged into one evaluation (runs split by
+model or seed, to share the cores or reuse cached checkpoints): mean ± standard error over
+seeds, the paired daily RankIC against STORM recomputed over every run, and the per-seed
+rows. Runs of different data, split or training settings, or a (model, seed) found twice,
+are refused (`storm_bt.backtest.factors.merge_runs`).
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ def main() -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="torch device (auto: CUDA when present)")
     p.add_argument("--out", default="runs/bench-factors")
-    p.add_argument("--combine", nargs="+", metavar="CSV", help="merge factors.csv files")
+    p.add_argument("--combine", nargs="+", metavar="RUN",
+                   help="merge the output folders of several factors runs")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.combine:
@@ -67,17 +71,17 @@ def main() -> int:
     return code
 
 
-def combine(paths: list[str]) -> int:
-    import pandas as pd
+def combine(folders: list[str]) -> int:
+    from storm_bt.backtest.factors import merge_runs, report
+    from storm_bt.errors import StormBtError
 
-    from storm_bt.backtest.factors import summary_table
-
-    table = pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
-    twice = table[table.duplicated(["model", "seed"])]
-    if len(twice):
-        log.error("%s seed %s appears twice", twice["model"].iloc[0], twice["seed"].iloc[0])
+    try:
+        table, _, comparison = merge_runs(folders)
+    except StormBtError as error:
+        log.error("%s", error)
         return 1
-    print(summary_table(table).to_markdown())
+    print(report(table, comparison, f"Factor evaluation merged from {len(folders)} runs"))
+    print(table.to_markdown(index=False, floatfmt=".4f"))
     return 0
 
 

@@ -14,10 +14,14 @@ autocorrelation (turnover) and, for STORM, codebook usage (pictures in factor_sh
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from storm_bt.backtest import common
+from storm_bt.errors import StormBtError
 from storm_bt.experiments.factors import FactorsConfig, FactorsResult
 from storm_bt.models.registry import MODEL_NAMES
 
@@ -49,16 +53,22 @@ def config_from_args(args: argparse.Namespace) -> FactorsConfig:
 
 def markdown(result: FactorsResult) -> str:
     """The printed report: the score table and the paired comparison with STORM."""
-    from reports.tables import factor_summary, markdown as to_markdown
-
     test_start, test_end = result.split.test
     seeds = " ".join(map(str, result.config.seeds))
-    text = (f"Factor evaluation, test period {test_start.date()} .. {test_end.date()}, "
-            f"{len(result.panel.tickers)} tickers, seeds {seeds} "
-            f"(mean ± standard error over seeds)\n\n"
-            f"{to_markdown(factor_summary(result.table, spread='se'))}\n")
-    if len(result.comparison):
-        comp = result.comparison.set_index("model")
+    return report(result.table, result.comparison,
+                  f"Factor evaluation, test period {test_start.date()} .. {test_end.date()}, "
+                  f"{len(result.panel.tickers)} tickers, seeds {seeds}")
+
+
+def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str) -> str:
+    """``title``, the mean ± standard error of each score over seeds, and the seed-averaged
+    paired comparison with STORM (`storm_bt.experiments.factors.compare_to_reference`)."""
+    from reports.tables import factor_summary, markdown as to_markdown
+
+    text = (f"{title} (mean ± standard error over seeds)\n\n"
+            f"{to_markdown(factor_summary(table, spread='se'))}\n")
+    if len(comparison):
+        comp = comparison.set_index("model")
         comp = comp.assign(RankIC_diff=comp["RankIC_diff"].map("{:+.4f}".format),
                            se_NW=comp["se_NW"].map("{:.4f}".format),
                            t_NW=comp["t_NW"].map("{:+.2f}".format))
@@ -66,6 +76,59 @@ def markdown(result: FactorsResult) -> str:
                  f"error and t-statistic (|t| > 2: a difference at about the 5% level)\n\n"
                  f"{to_markdown(comp)}\n")
     return text
+
+
+#: What two factor runs must share for their rows to be merged into one table: the same
+#: prices, split and universe, and the same training recipe. Seeds, models, threads, the
+#: cache and the grid may differ.
+SHARED_SETTINGS = ("data", "split", "config.data", "config.model_settings.preset",
+                   "config.model_settings.epochs", "config.quantiles", "config.refit_every",
+                   "config.train_window")
+
+
+def _setting(record: dict, dotted: str):
+    value = record
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def merge_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(table, daily, comparison) of several `factors` output folders as one evaluation:
+    runs split by seed or by model (to share cores, machines or cached checkpoints) give the
+    table one run of every (model, seed) would have given, the per-seed and seed-averaged
+    pairings with STORM recomputed over all of them.
+
+    Refuses (StormBtError) a folder without its files, runs whose data, split or training
+    recipe differ (`SHARED_SETTINGS`), and a (model, seed) found twice.
+    """
+    from storm_bt.experiments.factors import compare_to_reference, pair_by_seed
+
+    tables, dailies, first = [], [], None
+    for folder in map(Path, folders):
+        for name in ("factors.csv", "daily_ic.csv", "config.json"):
+            if not (folder / name).is_file():
+                raise StormBtError(f"{folder / name}: missing; pass folders written by "
+                                   f"'python -m storm_bt.backtest factors --out DIR'")
+        record = json.loads((folder / "config.json").read_text())
+        if first is None:
+            first = (folder, record)
+        for key in SHARED_SETTINGS:
+            if _setting(record, key) != _setting(first[1], key):
+                raise StormBtError(f"{folder / 'config.json'}: {key} differs from "
+                                   f"{first[0] / 'config.json'}; merge only runs of the same "
+                                   f"data, split and training settings")
+        tables.append(pd.read_csv(folder / "factors.csv"))
+        dailies.append(pd.read_csv(folder / "daily_ic.csv", parse_dates=["date"]))
+    table = pd.concat(tables, ignore_index=True)
+    twice = table[table.duplicated(["model", "seed"])]
+    if len(twice):
+        raise StormBtError(f"{twice['model'].iloc[0]} seed {twice['seed'].iloc[0]} is in more "
+                           f"than one run; merge each (model, seed) once")
+    daily = pd.concat(dailies, ignore_index=True)
+    table = pair_by_seed(table.drop(columns=["RankIC_vs_ref", "t_vs_ref"], errors="ignore"),
+                         daily)
+    return table, daily, compare_to_reference(daily)
 
 
 def write_outputs(result: FactorsResult, out: Path) -> str:

@@ -133,6 +133,26 @@ def compare_to_reference(daily: pd.DataFrame, reference: str = REFERENCE_MODEL) 
     return pd.DataFrame(rows, columns=columns)
 
 
+def pair_by_seed(table: pd.DataFrame, daily: pd.DataFrame,
+                 reference: str = REFERENCE_MODEL) -> pd.DataFrame:
+    """``table`` with RankIC_vs_ref and t_vs_ref: each (model, seed)'s daily RankIC minus the
+    reference's same seed on the same days, d_t, as mean_t d_t and its Newey-West t; NaN for
+    the reference itself and where the reference lacks that seed."""
+    from storm_bt.evaluation.significance import paired_difference
+
+    series = {key: group.set_index("date")["RankIC"]
+              for key, group in daily.groupby(["model", "seed"], sort=False)}
+    diffs, ts = [], []
+    for model, seed in zip(table["model"], table["seed"]):
+        ref = series.get((reference, seed))
+        if model == reference or ref is None:
+            diffs.append(float("nan")), ts.append(float("nan"))
+            continue
+        d = paired_difference(series[(model, seed)], ref)
+        diffs.append(d["diff"]), ts.append(d["t"])
+    return table.assign(RankIC_vs_ref=diffs, t_vs_ref=ts)
+
+
 @dataclass(frozen=True)
 class FactorTask:
     """One cell of the factor grid: fit ``model`` with ``seed`` and score its test predictions."""
@@ -240,7 +260,6 @@ def run_factors(config: FactorsConfig, grid=None) -> FactorsResult:
     ``grid`` (`storm_bt.experiments.grid.GridSettings`) runs the (model, seed) tasks on
     several processes or a Ray cluster; the result is the same as a serial run's.
     """
-    from storm_bt.evaluation.significance import paired_difference
     from storm_bt.experiments.grid import GridSettings, run_grid
 
     started = time.perf_counter()
@@ -255,22 +274,9 @@ def run_factors(config: FactorsConfig, grid=None) -> FactorsResult:
         outcomes = run_grid(factor_tasks(config), grid, desc="factors")
     finally:
         _PREPARED.clear()
-    rows = [o.row for o in outcomes]
     configs = {o.row["model"]: o.model_config for o in outcomes}
-    table = pd.DataFrame(rows)
     daily_frame = pd.concat([o.daily for o in outcomes]).rename_axis("date").reset_index()
-    # Paired per seed against the reference model's same seed.
-    diffs, ts = [], []
-    for row in rows:
-        ref = daily_frame[(daily_frame["model"] == REFERENCE_MODEL)
-                          & (daily_frame["seed"] == row["seed"])]
-        if row["model"] == REFERENCE_MODEL or ref.empty:
-            diffs.append(float("nan")), ts.append(float("nan"))
-            continue
-        own = daily_frame[(daily_frame["model"] == row["model"]) & (daily_frame["seed"] == row["seed"])]
-        d = paired_difference(own.set_index("date")["RankIC"], ref.set_index("date")["RankIC"])
-        diffs.append(d["diff"]), ts.append(d["t"])
-    table["RankIC_vs_ref"], table["t_vs_ref"] = diffs, ts
+    table = pair_by_seed(pd.DataFrame([o.row for o in outcomes]), daily_frame)
     return FactorsResult(config=config, panel=panel, split=split, table=table,
                          daily=daily_frame, comparison=compare_to_reference(daily_frame),
                          model_configs=configs,
