@@ -88,6 +88,18 @@ def test_a_new_weights_version_misses_the_old_checkpoint(data, split, tmp_path, 
     assert LSTMPredictor(cache_dir=tmp_path, **TINY_LSTM).fit(data, split).source != "trained"
     with pytest.raises(AssertionError, match="trained although"):
         NewerLSTM(cache_dir=tmp_path, **TINY_LSTM).fit(data, split)
+    # An explicit file of the older code is refused, not silently retrained and overwritten.
+    path = next(tmp_path.glob("lstm-*.pt"))
+    before = path.read_bytes()
+    with pytest.raises(StormBtError, match="weights_version: checkpoint 1, this run 2"):
+        NewerLSTM(checkpoint=path, cache_dir=None, **TINY_LSTM).fit(data, split)
+    assert path.read_bytes() == before
+    payload = torch.load(path, weights_only=True)
+    del payload["weights_version"]  # as written before the field was recorded
+    torch.save(payload, path)
+    assert LSTMPredictor(checkpoint=path, cache_dir=None, **TINY_LSTM).fit(data, split).source == str(path)
+    with pytest.raises(StormBtError, match="weights_version: checkpoint 1, this run 2"):
+        NewerLSTM(checkpoint=path, cache_dir=None, **TINY_LSTM).fit(data, split)
 
 
 def test_a_mismatching_explicit_checkpoint_names_the_field(data, split, tmp_path):

@@ -125,6 +125,7 @@ class TorchPredictor(Predictor):
             "train_config": self.train_config.identity(),
             "data": ident,
             "dims": _plain(asdict(DataDims.of(data))),
+            "weights_version": self.weights_version,
             "key": checkpoint_key(self.name, {**self.model_config, "history": self.history},
                                   self.train_config, ident, self.weights_version),
         }
@@ -133,6 +134,8 @@ class TorchPredictor(Predictor):
         """Raise naming every field where an explicit checkpoint differs from this run."""
         wanted = {k: v for k, v in expected.items() if k != "key"}
         saved = {k: payload.get(k, "<absent>") for k in wanted}
+        # Checkpoints written before the field existed hold weights of version 1.
+        saved["weights_version"] = payload.get("weights_version", 1)
         if isinstance(saved["train_config"], Mapping):
             saved["train_config"] = {k: v for k, v in saved["train_config"].items()
                                      if k not in RUNTIME_FIELDS}
