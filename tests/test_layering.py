@@ -6,7 +6,7 @@
 A module may import its own stage and the stages below it, never a stage above, and the
 two peers of the policy stage (optimizers, trading) never import each other. Imports inside
 functions count too: a lazy import of a higher stage is still a loop in the design. The
-base modules (errors, runtime, units) import only each other.
+base modules (errors, runtime, trees, units) import only each other.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: stage -> rank; equal ranks are peers that must not import each other
 STAGES: dict[str, int] = {
-    "storm_bt.errors": 0, "storm_bt.runtime": 0, "storm_bt.units": 0,
+    "storm_bt.errors": 0, "storm_bt.runtime": 0, "storm_bt.units": 0, "storm_bt.trees": 0,
     "storm_bt.data": 1,
     "storm_bt.features": 2,
     "storm_bt.evaluation": 3,

@@ -79,18 +79,14 @@ def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str) -> str:
 
 
 #: What two factor runs must share for their rows to be merged into one table: the same
-#: prices, split and universe, and the same training recipe. Seeds, models, threads, the
+#: prices (the panel's fingerprint, tickers, fields and dates, not the path it was read
+#: from), split and universe, and the same training recipe. Seeds, models, threads, the
 #: cache and the grid may differ.
-SHARED_SETTINGS = ("data", "split", "config.data", "config.model_settings.preset",
-                   "config.model_settings.epochs", "config.quantiles", "config.refit_every",
-                   "config.train_window")
-
-
-def _setting(record: dict, dotted: str):
-    value = record
-    for key in dotted.split("."):
-        value = value.get(key) if isinstance(value, dict) else None
-    return value
+SHARED_SETTINGS = ("data.fingerprint", "data.tickers", "data.fields", "data.first_date",
+                   "data.last_date", "data.n_dates", "split.train_start", "split.valid_start",
+                   "split.test_start", "split.test_end", "config.data.membership",
+                   "config.model_settings.preset", "config.model_settings.epochs",
+                   "config.quantiles", "config.refit_every", "config.train_window")
 
 
 def merge_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -100,9 +96,11 @@ def merge_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     pairings with STORM recomputed over all of them.
 
     Refuses (StormBtError) a folder without its files, runs whose data, split or training
-    recipe differ (`SHARED_SETTINGS`), and a (model, seed) found twice.
+    recipe differ (`SHARED_SETTINGS`), and a (model, seed) found twice. The same file named
+    by two paths is the same data: the prices are compared by their fingerprint.
     """
     from storm_bt.experiments.factors import compare_to_reference, pair_by_seed
+    from storm_bt.trees import differences, lookup, short
 
     tables, dailies, first = [], [], None
     for folder in map(Path, folders):
@@ -113,11 +111,14 @@ def merge_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         record = json.loads((folder / "config.json").read_text())
         if first is None:
             first = (folder, record)
-        for key in SHARED_SETTINGS:
-            if _setting(record, key) != _setting(first[1], key):
-                raise StormBtError(f"{folder / 'config.json'}: {key} differs from "
-                                   f"{first[0] / 'config.json'}; merge only runs of the same "
-                                   f"data, split and training settings")
+        differ = [key for key in SHARED_SETTINGS
+                  if differences(lookup(record, key), lookup(first[1], key))]
+        if differ:
+            key = differ[0]
+            raise StormBtError(f"{folder / 'config.json'}: {key} differs from "
+                               f"{first[0] / 'config.json'} ({short(lookup(record, key))} "
+                               f"against {short(lookup(first[1], key))}); merge only runs of "
+                               f"the same data, split and training settings")
         tables.append(pd.read_csv(folder / "factors.csv"))
         dailies.append(pd.read_csv(folder / "daily_ic.csv", parse_dates=["date"]))
     table = pd.concat(tables, ignore_index=True)

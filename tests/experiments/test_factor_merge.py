@@ -63,6 +63,21 @@ def test_runs_of_other_training_settings_are_refused(runs, tmp_path):
         merge_runs([runs / "one", other])
 
 
+def test_the_same_file_named_by_another_path_merges_other_prices_do_not(runs, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(runs / "two", other)
+    record = json.loads((other / "config.json").read_text())
+    record["config"]["data"]["data"] = "./elsewhere/../same_prices.csv"
+    record["data"]["source"] = "./elsewhere/../same_prices.csv"
+    (other / "config.json").write_text(json.dumps(record))
+    table, _, _ = merge_runs([runs / "one", other])
+    assert table["seed"].tolist() == [1, 2]
+    record["data"]["fingerprint"] = "0" * 16
+    (other / "config.json").write_text(json.dumps(record))
+    with pytest.raises(StormBtError, match="data.fingerprint differs"):
+        merge_runs([runs / "one", other])
+
+
 def test_each_seed_is_paired_with_the_references_same_seed():
     dates = pd.bdate_range("2021-01-04", periods=60)
     rng = np.random.default_rng(0)

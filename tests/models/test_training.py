@@ -55,6 +55,16 @@ def test_same_seed_gives_identical_predictions(fitted, data, split):
     assert not np.allclose(other.predict(data, *split.test), fitted.predict(data, *split.test))
 
 
+def test_the_recorded_config_names_the_data_the_model_was_sized_to(fitted, data, split, tmp_path):
+    assert "data_dims" not in LSTMPredictor(cache_dir=None, **TINY_LSTM).config()
+    dims = {"n_stocks": len(data.tickers), "n_features": data.n_features,
+            "n_price": len(data.price_names), "price_names": list(data.price_names)}
+    assert fitted.config()["data_dims"] == dims
+    LSTMPredictor(cache_dir=tmp_path, **TINY_LSTM).fit(data, split)
+    reused = LSTMPredictor(cache_dir=tmp_path, **TINY_LSTM).fit(data, split)   # from the cache
+    assert reused.source.endswith(".pt") and reused.config()["data_dims"] == dims
+
+
 def _no_training(*args, **kwargs):
     raise AssertionError("trained although a matching checkpoint exists")
 

@@ -117,11 +117,6 @@ def key_lock(path: Path | None):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def load_checkpoint(path: Path) -> dict:
     """``torch.load(path, weights_only=True)``; an unreadable file is a user error."""
     try:
@@ -133,28 +128,3 @@ def load_checkpoint(path: Path) -> dict:
         raise StormBtError(f"{path}: not a storm_bt checkpoint of format {CHECKPOINT_FORMAT}; "
                            "delete it or pass --retrain")
     return payload
-
-
-def differences(saved, wanted, prefix: str = "") -> list[str]:
-    """Dotted names of the fields where two trees of plain values differ."""
-    if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
-        out = []
-        for k in sorted(set(saved) | set(wanted), key=str):
-            name = f"{prefix}.{k}" if prefix else str(k)
-            if k not in saved or k not in wanted:
-                out.append(name)
-            else:
-                out.extend(differences(saved[k], wanted[k], name))
-        return out
-    if isinstance(saved, (list, tuple)) and isinstance(wanted, (list, tuple)):
-        return [] if list(saved) == list(wanted) else [prefix]
-    return [] if saved == wanted else [prefix]
-
-
-def lookup(tree: Mapping, dotted: str):
-    node = tree
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return "<absent>"
-        node = node[part]
-    return node

@@ -24,15 +24,15 @@ from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.errors import StormBtError
 from storm_bt.models.base import Predictor
 from storm_bt.models.neural.checkpoint import (DEFAULT_CACHE_DIR, CHECKPOINT_FORMAT,
-                                               checkpoint_key, data_identity, differences,
-                                               key_lock, load_checkpoint, lookup,
-                                               save_checkpoint, short, versions)
+                                               checkpoint_key, data_identity, key_lock,
+                                               load_checkpoint, save_checkpoint, versions)
 from storm_bt.models.neural.training import (
     PREDICT_STOCK_WINDOWS, RUNTIME_FIELDS, TrainConfig, TrainResult, predict_windows,
     train_model,
 )
 from storm_bt.models.neural.distributed import is_main_process, world_size
 from storm_bt.runtime import resolve_device, seed_everything, torch_threads
+from storm_bt.trees import differences, lookup, short
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,21 @@ class TorchPredictor(Predictor):
         self.predict_batch_size = predict_batch_size
         self.model: nn.Module | None = None
         self.tickers: tuple[str, ...] | None = None
+        #: the dimensions of the data the model was fitted on (None before fit)
+        self.dims: DataDims | None = None
         self.train_result: dict | None = None
         #: where the fitted weights came from: "trained" or the checkpoint path reused
         self.source: str | None = None
 
     def config(self) -> dict:
-        return {"name": self.name, "history": self.history, "model": self.model_config,
-                "train": self.train_config.as_dict()}
+        """The model's settings as plain values; once fitted, also ``data_dims``: the stocks,
+        features and price fields the model was sized to (which take the place of a
+        preset's placeholders, e.g. StormConfig's n_stocks / n_features / n_price)."""
+        out = {"name": self.name, "history": self.history, "model": self.model_config,
+               "train": self.train_config.as_dict()}
+        if self.dims is not None:
+            out["data_dims"] = _plain(asdict(self.dims))
+        return out
 
     # ------------------------------------------------------------------ fit
     def build(self, data: FeatureSet) -> nn.Module:
@@ -172,6 +180,7 @@ class TorchPredictor(Predictor):
                     model.load_state_dict(payload["state_dict"])
                     model.to(resolve_device(cfg.device)).eval()
                     self.model, self.tickers = model, tuple(data.tickers)
+                    self.dims = DataDims.of(data)
                     self.train_result, self.source = payload.get("train_log"), str(path)
                     log.info("%s: reusing checkpoint %s (trained %s); pass --retrain to train "
                              "again", self.name, path, payload.get("saved_at", "earlier"))
@@ -182,6 +191,7 @@ class TorchPredictor(Predictor):
             if path is not None and is_main_process():  # under DDP only rank 0 writes
                 self._save(path, model, expected, result)
         self.model, self.tickers = model, tuple(data.tickers)
+        self.dims = DataDims.of(data)
         return self
 
     def _save(self, path: Path, model: nn.Module, expected: dict, result: TrainResult) -> None:
