@@ -224,3 +224,19 @@ def test_ic_loss_is_one_minus_the_mean_pearson_correlation_over_labelled_stocks(
     lone = torch.tensor([[True, False, False, False]])
     assert L.ic_loss(pred[1:], y[1:], lone)\
         .item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ic_loss_has_finite_gradients_on_unlabelled_and_constant_rows():
+    """A day without labels, or with one prediction for every stock, must not put NaN into
+    the gradient (the plain formula divides 0 by 0 there)."""
+    pred = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.5, 0.5, 0.5, 0.5], [1.0, 3.0, 2.0, 4.0]],
+                        requires_grad=True)
+    y = torch.tensor([[1.0, 2.0, 4.0, 3.0], [1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.0]])
+    mask = torch.tensor([[False] * 4, [True] * 4, [True] * 4])
+    loss = L.ic_loss(pred, y, mask)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    assert (pred.grad[:2] == 0).all()            # no gradient from the two degenerate rows
+    # the constant row counts as corr 0; the unlabelled row is left out of the mean
+    corr_2 = torch.corrcoef(torch.stack([pred[2].detach(), y[2]]))[0, 1]
+    assert loss.item() == pytest.approx(1.0 - (0.0 + corr_2.item()) / 2, abs=1e-6)

@@ -112,14 +112,26 @@ def gaussian_nll(mu: torch.Tensor, sigma: torch.Tensor, target: torch.Tensor,
 def ic_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
             eps: float = 1e-8) -> torch.Tensor:
     """1 - mean over rows of the Pearson correlation of pred and target (B, S) across the
-    stocks in mask; rows with fewer than 2 labelled stocks are left out."""
+    stocks in mask:
+
+        corr_b = sum_s a_bs c_bs / sqrt(sum_s a_bs^2 sum_s c_bs^2),  a, c the masked,
+        centred pred and target of row b.
+
+    Rows with fewer than 2 labelled stocks, or whose labels do not vary, are left out. A row
+    whose predictions do not vary (sum a^2 <= eps) counts as corr 0 and passes no gradient:
+    the correlation's direction is undefined there, and a plain formula would give NaN.
+    """
     w = mask.to(pred.dtype)
     n = w.sum(dim=1)
     def centred(v):
         return (v - (v * w).sum(dim=1, keepdim=True) / n.clamp_min(1.0)[:, None]) * w
     a, b = centred(pred), centred(target)
-    corr = (a * b).sum(1) / ((a.pow(2).sum(1) * b.pow(2).sum(1)).sqrt() + eps)
-    keep = (n >= 2).to(pred.dtype)
+    var_a, var_b = a.pow(2).sum(1), b.pow(2).sum(1)
+    defined = (var_a > eps) & (var_b > eps)
+    ones = torch.ones_like(var_a)
+    corr = torch.where(defined, (a * b).sum(1) / torch.where(defined, var_a * var_b, ones).sqrt(),
+                       torch.zeros_like(var_a))
+    keep = ((n >= 2) & (var_b > eps)).to(pred.dtype)
     return 1.0 - (corr * keep).sum() / keep.sum().clamp_min(1.0)
 
 
