@@ -41,8 +41,20 @@ def test_small_preset_shapes_on_dj30_sizes():
     assert model.branches["cs"].reconstruct(enc.quantized["cs"].q, 29).shape == (2, 64, 10)
     terms = model.losses(batch)
     assert {"total", "commit_cs", "div_ts", "orth_cs", "clip", "recon", "kl", "ret", "pred",
-            "price"} <= set(terms)
+            "ic", "price"} <= set(terms)
     assert all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
+
+
+def test_the_ic_loss_is_on_by_default_and_off_in_parity():
+    """D39: every preset but parity fits the prediction path's daily correlation with the
+    label too; parity keeps the official losses."""
+    from storm_bt.models.storm.config import PRESETS
+
+    assert {name: cfg.ic_weight for name, cfg in PRESETS.items()} == \
+        {"tiny": 1.0, "small": 1.0, "paper": 1.0, "parity": 0.0}
+    batch = random_batch(TINY)
+    assert "ic" in _model(TINY).losses(batch)
+    assert "ic" not in _model(replace(TINY, ic_weight=0.0)).losses(batch)
 
 
 def test_tiny_preset_shapes_on_close_only_data():

@@ -54,8 +54,9 @@ class StormPredictor(PresetTorchPredictor):
     name = "storm"
     branches = "both"
     presets = PRESETS
-    #: 2: one stem shared by the branches (D37/D38), the CS parameters renamed
-    weights_version = 2
+    #: 2: one stem shared by the branches (D37/D38), the CS parameters renamed;
+    #: 3: the IC loss on the prediction path on by default (D39)
+    weights_version = 3
 
     def __init__(self, preset: str = "small", **kwargs) -> None:
         branches = kwargs.pop("branches", None)
