@@ -351,7 +351,10 @@ def test_tiny_storm_return_path_gets_a_tenth_of_the_encoder_gradient(tiny_storm)
         diag = epoch["diagnostics"]
         shares = {k: v for k, v in diag.items() if k.startswith("share_") and k != "share_label"}
         assert sum(shares.values()) == pytest.approx(1.0)
-        assert diag["share_label"] == pytest.approx(diag["share_ret"] + diag["share_pred"])
+        # the label terms: posterior fit, prediction-path MSE and (D39) its IC loss
+        assert "share_ic" in diag
+        assert diag["share_label"] == pytest.approx(
+            diag["share_ret"] + diag["share_pred"] + diag["share_ic"])
         assert diag["share_label"] >= 0.10, diag
         assert np.isfinite(diag["kl_raw"]) and -1 <= diag["post_rank_ic"] <= 1
 
