@@ -254,9 +254,9 @@ paper = StormConfig(history=64, ts_patch=4, d_model=256, enc_depth=4, dec_depth=
 #: Official sizes and the official code's losses where a switch exists: no fusion (D1), CLIP
 #: on token 0 (D2), quantiser losses counted twice (D4), diversity sign quirk (D6), raw
 #: labels (D21), summed reconstruction at 1e-3 with CS x 1e-3, the sample-MSE return loss at
-#: 0.1, no prediction-path losses (MSE or IC), no dead-code reset, unnormalised codes, TS patches of the raw
-#: features and stock embeddings from the TS tokens alone. The layout (per-stock TS
-#: attention, stock-shared factor head) is the linear-cost one of every preset.
+#: 0.1, no prediction-path losses (MSE or IC), no dead-code reset, unnormalised codes, TS
+#: patches of the raw features and stock embeddings from the TS tokens alone. The layout
+#: (per-stock TS attention, stock-shared factor head) is the linear-cost one of every preset.
 parity = replace(paper, fusion="none", clip_mode="token0", diversity="parity",
                  diversity_temperature=1.0, commit_weight=2.0, diversity_weight=0.2,
                  orth_weight=0.2, label_norm="none", recon_reduction="sum", recon_weight=1e-3,
