@@ -1,5 +1,6 @@
-"""Nested records of plain values (the JSON of run records, checkpoint payloads): a field by
-its dotted name, and the dotted names of the fields where two records differ.
+"""Nested records of plain values (the JSON of run records, checkpoint payloads): a record
+made plain, a field by its dotted name, and the dotted names of the fields where two records
+differ.
 
 A base module: no torch and nothing of the pipeline, so that both the checkpoint cache and
 the merge of run folders (which reads only CSV and JSON) can use it.
@@ -10,6 +11,16 @@ from typing import Mapping
 
 #: what `lookup` returns for a field the record lacks
 ABSENT = "<absent>"
+
+
+def plain(value):
+    """``value`` as it comes back from JSON: tuples become lists and keys strings,
+    recursively."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 def lookup(tree: Mapping, dotted: str):

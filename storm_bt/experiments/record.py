@@ -10,6 +10,7 @@ from dataclasses import asdict, is_dataclass
 
 from storm_bt.data import Panel
 from storm_bt.features.dataset import Split
+from storm_bt.trees import plain
 
 #: Packages whose versions are recorded with every run.
 RECORDED_PACKAGES = ("storm_bt", "numpy", "pandas", "torch", "backtrader", "cvxpy", "clarabel",
@@ -29,7 +30,7 @@ def package_versions() -> dict[str, str | None]:
 
 def config_dict(config) -> dict:
     """A config dataclass as plain JSON values (tuples become lists)."""
-    return _plain(asdict(config) if is_dataclass(config) else dict(config))
+    return plain(asdict(config) if is_dataclass(config) else dict(config))
 
 
 def config_from_dict(cls, values: dict, tuple_fields: tuple[str, ...] = ()):
@@ -53,14 +54,6 @@ def config_from_dict(cls, values: dict, tuple_fields: tuple[str, ...] = ()):
         return cls(**{**values, **tuples, **nested})
     except TypeError as exc:
         raise StormBtError(f"not a {cls.__name__} as recorded in config.json: {exc}") from None
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def run_record(command: str, config, panel: Panel, split: Split, **extra) -> dict:

@@ -32,7 +32,7 @@ from storm_bt.models.neural.training import (
 )
 from storm_bt.models.neural.distributed import is_main_process, world_size
 from storm_bt.runtime import resolve_device, seed_everything, torch_threads
-from storm_bt.trees import differences, lookup, short
+from storm_bt.trees import ABSENT, differences, lookup, plain, short
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class TorchPredictor(Predictor):
         out = {"name": self.name, "history": self.history, "model": self.model_config,
                "train": self.train_config.as_dict()}
         if self.dims is not None:
-            out["data_dims"] = _plain(asdict(self.dims))
+            out["data_dims"] = plain(asdict(self.dims))
         return out
 
     # ------------------------------------------------------------------ fit
@@ -132,7 +132,7 @@ class TorchPredictor(Predictor):
             "history": self.history,
             "train_config": self.train_config.identity(),
             "data": ident,
-            "dims": _plain(asdict(DataDims.of(data))),
+            "dims": plain(asdict(DataDims.of(data))),
             "weights_version": self.weights_version,
             "key": checkpoint_key(self.name, {**self.model_config, "history": self.history},
                                   self.train_config, ident, self.weights_version),
@@ -141,7 +141,7 @@ class TorchPredictor(Predictor):
     def _check_explicit(self, path: Path, payload: dict, expected: dict) -> None:
         """Raise naming every field where an explicit checkpoint differs from this run."""
         wanted = {k: v for k, v in expected.items() if k != "key"}
-        saved = {k: payload.get(k, "<absent>") for k in wanted}
+        saved = {k: payload.get(k, ABSENT) for k in wanted}
         # Checkpoints written before the field existed hold weights of version 1.
         saved["weights_version"] = payload.get("weights_version", 1)
         if isinstance(saved["train_config"], Mapping):
@@ -285,7 +285,7 @@ class PresetTorchPredictor(TorchPredictor):
         self.preset = preset
         self.model_cfg = model_cfg
         super().__init__(self.name, lambda dims: self.make_model(self.model_cfg, dims),
-                         model_config=_plain(asdict(model_cfg)), history=model_cfg.history,
+                         model_config=plain(asdict(model_cfg)), history=model_cfg.history,
                          train=train_cfg, cache_dir=cache_dir, checkpoint=checkpoint,
                          force_retrain=force_retrain)
 
@@ -294,12 +294,3 @@ class PresetTorchPredictor(TorchPredictor):
 
     def config(self) -> dict:
         return {**super().config(), "preset": self.preset}
-
-
-def _plain(value):
-    """Tuples become lists (as they come back from JSON), recursively."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
