@@ -25,8 +25,8 @@ import pandas as pd
 
 from storm_bt.trading.rows import BASELINES, LABELS, TABLE_MODELS
 
-#: Columns of factors.csv that are scores.
-FACTOR_SCORES: tuple[str, ...] = ("IC", "ICIR", "RankIC", "RankICIR", "Q5_Q1")
+#: Columns of factors.csv that are scores (valid_score: the validation selection score).
+FACTOR_SCORES: tuple[str, ...] = ("IC", "ICIR", "RankIC", "RankICIR", "Q5_Q1", "valid_score")
 TRADING_METRICS: tuple[str, ...] = ("APY", "CW", "CR", "ASR", "MDD", "AVO")
 TABLE_1: tuple[str, ...] = ("APY", "CW", "CR")
 TABLE_2: tuple[str, ...] = ("ASR", "MDD", "AVO")
@@ -66,12 +66,30 @@ def markdown(frame: pd.DataFrame) -> str:
 def factor_summary(table: pd.DataFrame, spread: str = "std") -> pd.DataFrame:
     """Per model (in the table's order): 'mean ± spread' of each score over seeds, and the
     number of seeds."""
+    scores = [col for col in FACTOR_SCORES
+              if col in table and np.isfinite(table[col].astype(float)).any()]
     rows = {}
     for model, group in table.groupby("model", sort=False):
-        row = {col: mean_cell(group[col], 4, spread=spread) for col in FACTOR_SCORES
-               if col in group}
+        row = {col: mean_cell(group[col], 4, spread=spread)
+               if np.isfinite(group[col].astype(float)).any() else "—" for col in scores}
         row["seeds"] = len(group)
         rows[model] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
+def seed_pair_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """`storm_bt.experiments.factors.seed_pairs` for display: 'mean ± se' cells with the
+    seeds ahead, '—' where a model has no such score."""
+    def cell(mean: float, se: float, ahead: str) -> str:
+        if not np.isfinite(mean):
+            return "—"
+        spread = f" ± {se:.4f}" if np.isfinite(se) else ""
+        return f"{mean:+.4f}{spread} ({ahead} ahead)"
+
+    rows = {row.model: {"vs": row.vs, "seeds": row.seeds,
+                        "valid_score": cell(row.valid_diff, row.valid_se, row.valid_ahead),
+                        "test RankIC": cell(row.RankIC_diff, row.RankIC_se, row.RankIC_ahead)}
+            for row in pairs.itertuples()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 

@@ -4,8 +4,9 @@ The flags become a `storm_bt.experiments.FactorsConfig`; `run_factors` does the 
 `storm_bt.experiments.factors` for the maths); this module writes the files.
 
 Outputs in --out: factors.csv (model, seed, IC, ICIR, RankIC, RankICIR, n_days, Q5_Q1,
-RankIC_vs_ref, t_vs_ref), factors.md (mean ± standard error over seeds per
-model, and each model's daily RankIC difference to STORM with a Newey-West t-statistic),
+valid_score, best_epoch, RankIC_vs_ref, t_vs_ref, valid_vs_ref), factors.md (mean ± standard
+error over seeds per model, the validation score and test RankIC minus STORM's paired by
+seed, and each model's daily RankIC difference to STORM with a Newey-West t-statistic),
 daily_ic.csv (date, model, seed, IC, RankIC), config.json, and the factor tear sheets:
 factor_sheets.html linking, per model (its first seed), the daily IC / RankIC with a rolling
 mean, the IC histogram, mean and cumulative return by score quantile, the rank
@@ -61,12 +62,21 @@ def markdown(result: FactorsResult) -> str:
 
 
 def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str) -> str:
-    """``title``, the mean ± standard error of each score over seeds, and the seed-averaged
-    paired comparison with STORM (`storm_bt.experiments.factors.compare_to_reference`)."""
-    from reports.tables import factor_summary, markdown as to_markdown
+    """``title``, the mean ± standard error of each score over seeds, the validation score
+    and test RankIC minus STORM's paired by seed (`storm_bt.experiments.factors.seed_pairs`),
+    and the seed-averaged daily comparison with STORM
+    (`storm_bt.experiments.factors.compare_to_reference`)."""
+    from reports.tables import factor_summary, markdown as to_markdown, seed_pair_table
+    from storm_bt.experiments.factors import seed_pairs
 
-    text = (f"{title} (mean ± standard error over seeds)\n\n"
+    text = (f"{title} (mean ± standard error over seeds; valid_score: the validation "
+            f"RankIC each fit was selected on)\n\n"
             f"{to_markdown(factor_summary(table, spread='se'))}\n")
+    pairs = seed_pairs(table)
+    if len(pairs):
+        text += (f"\nMinus STORM's, paired by seed (mean ± standard error over the seeds both "
+                 f"have; 'ahead': seeds on which the model beats STORM)\n\n"
+                 f"{to_markdown(seed_pair_table(pairs))}\n")
     if len(comparison):
         comp = comparison.set_index("model")
         comp = comp.assign(RankIC_diff=comp["RankIC_diff"].map("{:+.4f}".format),
@@ -127,8 +137,8 @@ def merge_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         raise StormBtError(f"{twice['model'].iloc[0]} seed {twice['seed'].iloc[0]} is in more "
                            f"than one run; merge each (model, seed) once")
     daily = pd.concat(dailies, ignore_index=True)
-    table = pair_by_seed(table.drop(columns=["RankIC_vs_ref", "t_vs_ref"], errors="ignore"),
-                         daily)
+    table = pair_by_seed(table.drop(columns=["RankIC_vs_ref", "t_vs_ref", "valid_vs_ref"],
+                                    errors="ignore"), daily)
     return table, daily, compare_to_reference(daily)
 
 

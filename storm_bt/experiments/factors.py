@@ -16,6 +16,17 @@ Whether a model differs from the reference (STORM where it is evaluated): its da
 minus the reference's on the same days, d_t, with a Newey-West t-statistic
 (`storm_bt.evaluation.significance`): per seed (paired with the reference's same seed), and
 on the seed-averaged daily series.
+
+Each row also records what the model was chosen on: ``valid_score``, the selection score of
+a torch model's training (its best smoothed validation RankIC, `TrainResult`), and
+``best_epoch``; NaN for a model without one (LightGBM) and for walk-forward refits (one
+score per refit). Paired by seed against the reference, over the seeds both have
+(`seed_pairs`):
+
+    Δ_s = score(model, s) − score(reference, s),  mean ± se = mean_s Δ_s ± std_s Δ_s / sqrt(n)
+
+for the validation score (the number a design is chosen on) and the test RankIC, with the
+number of seeds on which the model is ahead.
 """
 from __future__ import annotations
 
@@ -84,8 +95,9 @@ class FactorsResult:
     config: FactorsConfig
     panel: object
     split: object
-    #: model, seed, IC, ICIR, RankIC, RankICIR, n_days, Q5_Q1, and the paired
-    #: RankIC difference to the reference's same seed (RankIC_vs_ref, t_vs_ref)
+    #: model, seed, IC, ICIR, RankIC, RankICIR, n_days, Q5_Q1, valid_score, best_epoch,
+    #: and the paired differences to the reference's same seed (RankIC_vs_ref, t_vs_ref,
+    #: valid_vs_ref)
     table: pd.DataFrame
     #: date, model, seed, IC, RankIC
     daily: pd.DataFrame
@@ -136,8 +148,10 @@ def compare_to_reference(daily: pd.DataFrame, reference: str = REFERENCE_MODEL) 
 def pair_by_seed(table: pd.DataFrame, daily: pd.DataFrame,
                  reference: str = REFERENCE_MODEL) -> pd.DataFrame:
     """``table`` with RankIC_vs_ref and t_vs_ref: each (model, seed)'s daily RankIC minus the
-    reference's same seed on the same days, d_t, as mean_t d_t and its Newey-West t; NaN for
-    the reference itself and where the reference lacks that seed."""
+    reference's same seed on the same days, d_t, as mean_t d_t and its Newey-West t; and,
+    where the table has ``valid_score``, valid_vs_ref: its validation score minus the
+    reference's same seed. NaN for the reference itself and where the reference lacks that
+    seed (or a validation score)."""
     from storm_bt.evaluation.significance import paired_difference
 
     series = {key: group.set_index("date")["RankIC"]
@@ -150,7 +164,52 @@ def pair_by_seed(table: pd.DataFrame, daily: pd.DataFrame,
             continue
         d = paired_difference(series[(model, seed)], ref)
         diffs.append(d["diff"]), ts.append(d["t"])
-    return table.assign(RankIC_vs_ref=diffs, t_vs_ref=ts)
+    out = table.assign(RankIC_vs_ref=diffs, t_vs_ref=ts)
+    if "valid_score" in table:
+        ref_valid = table[table["model"] == reference].set_index("seed")["valid_score"]
+        own = table["valid_score"].astype(float)
+        paired = table["seed"].map(ref_valid).astype(float)
+        out["valid_vs_ref"] = (own - paired).where(table["model"] != reference)
+    return out
+
+
+def seed_pairs(table: pd.DataFrame, reference: str = REFERENCE_MODEL) -> pd.DataFrame:
+    """Per model, its scores minus the reference's, paired by seed over the seeds both have:
+    mean ± standard error over those seeds of the validation score difference and of the
+    test RankIC difference, and on how many of them the model is ahead (see the module
+    docstring). One row per model other than the reference; empty without it."""
+    import numpy as np
+
+    columns = ["model", "vs", "seeds", "valid_diff", "valid_se", "valid_ahead", "RankIC_diff",
+               "RankIC_se", "RankIC_ahead"]
+    if reference not in set(table["model"]):
+        return pd.DataFrame(columns=columns)
+    ref = table[table["model"] == reference].set_index("seed")
+    rows = []
+    for model, group in table[table["model"] != reference].groupby("model", sort=False):
+        group = group[group["seed"].isin(ref.index)].set_index("seed")
+        row = {"model": model, "vs": reference, "seeds": " ".join(map(str, group.index))}
+        for score, name in (("valid_score", "valid"), ("RankIC", "RankIC")):
+            if score in group and score in ref:
+                d = (group[score].astype(float) - ref.loc[group.index, score].astype(float))
+                d = d[np.isfinite(d)].to_numpy()
+            else:
+                d = np.array([])
+            row[f"{name}_diff"] = float(d.mean()) if d.size else float("nan")
+            row[f"{name}_se"] = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 \
+                else float("nan")
+            row[f"{name}_ahead"] = f"{int((d > 0).sum())} of {d.size}" if d.size else ""
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def selection_scores(predictor) -> dict:
+    """What a fitted predictor was chosen on: its best smoothed validation RankIC
+    (``valid_score``) and that epoch (``best_epoch``); NaN without a training log."""
+    train_log = getattr(predictor, "train_result", None) or {}
+    score, epoch = train_log.get("best_smoothed_rank_ic"), train_log.get("best_epoch")
+    return {"valid_score": float("nan") if score is None else float(score),
+            "best_epoch": float("nan") if epoch is None else float(epoch)}
 
 
 @dataclass(frozen=True)
@@ -216,13 +275,15 @@ def run_factor_task(task: FactorTask) -> FactorTaskResult:
         fitted = walk_forward(task.model, task.seed, task.model_settings, data, split,
                               task.refit_every, task.train_window)
         predictions, model_config = fitted.predictions, fitted.model_config
+        selection = selection_scores(None)
     else:
         fitted = fit_model(task.model, task.seed, task.model_settings, data, split)
         predictions = fitted.predictor.predict(data, test_start, test_end)
         model_config = fitted.predictor.config()
+        selection = selection_scores(fitted.predictor)
     predictions = members_only(predictions, member)
     scores = evaluate(predictions, realised, task.quantiles)
-    row = {"model": task.model, "seed": task.seed, **scores}
+    row = {"model": task.model, "seed": task.seed, **scores, **selection}
     real = realised.reindex(index=predictions.index, columns=predictions.columns)
     daily = pd.DataFrame({"model": task.model, "seed": task.seed,
                           "IC": daily_ic(predictions, real),
@@ -276,7 +337,9 @@ def run_factors(config: FactorsConfig, grid=None) -> FactorsResult:
         _PREPARED.clear()
     configs = {o.row["model"]: o.model_config for o in outcomes}
     daily_frame = pd.concat([o.daily for o in outcomes]).rename_axis("date").reset_index()
-    table = pair_by_seed(pd.DataFrame([o.row for o in outcomes]), daily_frame)
+    table = pd.DataFrame([o.row for o in outcomes])
+    table["best_epoch"] = table["best_epoch"].astype("Int64")
+    table = pair_by_seed(table, daily_frame)
     return FactorsResult(config=config, panel=panel, split=split, table=table,
                          daily=daily_frame, comparison=compare_to_reference(daily_frame),
                          model_configs=configs,
