@@ -1,6 +1,7 @@
 """Time training (seconds per epoch) and inference of the torch models on the Dow 30.
 
     python benchmarks/bench_training.py [--data PATH] [--models storm,lstm,transformer,factorvae]
+                                        [--models 'storm;storm:ts_patch=16,enc_depth=1']
                                         [--universe dj30|all] [--preset small] [--threads 2]
                                         [--steps 10] [--max-epoch-seconds 240] [--steps-only]
                                         [--stocks-per-step K] [--valid-seconds]
@@ -51,6 +52,22 @@ PREDICTORS = {
 }
 
 
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``"storm:ts_patch=16,enc_depth=1"`` -> ("storm", {"ts_patch": 16, "enc_depth": 1}):
+    a model name with optional model or training settings (values read as Python literals)."""
+    import ast
+
+    name, _, rest = text.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return name, overrides
+
+
 def predictor_class(name: str):
     import importlib
 
@@ -98,18 +115,20 @@ def time_steps(predictor, data, split, n_steps: int) -> tuple[list[float], int, 
     return seconds, len(ends) // cfg.batch_size, sum(p.numel() for p in model.parameters())
 
 
-def bench_model(name: str, args, data, split) -> dict:
-    """Step time and epoch estimate; a real one-epoch fit when affordable; inference time."""
+def bench_model(text: str, args, data, split) -> dict:
+    """Step time and epoch estimate; a real one-epoch fit when affordable; inference time.
+    ``text`` is a model name with optional settings (`parse_variant`)."""
+    name, overrides = parse_variant(text)
     cls = predictor_class(name)
     common = dict(preset=args.preset, device="cpu", num_threads=args.threads, cache_dir=None,
-                  progress=False)
+                  progress=False, **overrides)
     if args.stocks_per_step is not None:
         common["stocks_per_step"] = args.stocks_per_step or None
     probe = cls(**common)
     load = os.getloadavg()[0]
     steps, per_epoch, n_params = time_steps(probe, data, split, args.steps)
     step_s = statistics.median(steps)
-    row = {"model": name, "load": load, "params": n_params,
+    row = {"model": text, "load": load, "params": n_params,
            "stocks/step": probe.train_config.stocks_per_step or len(data.tickers),
            "steps/epoch": per_epoch, "s/step": step_s,
            "epoch s (est)": step_s * per_epoch, "epoch s (measured)": float("nan"),
@@ -153,7 +172,9 @@ def bench_model(name: str, args, data, split) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--models", default="storm,lstm,transformer,factorvae")
+    parser.add_argument("--models", default="storm,lstm,transformer,factorvae",
+                        help="comma-separated model names; with settings, separate the models "
+                             "by ';': 'storm;storm:ts_patch=16,enc_depth=1'")
     parser.add_argument("--universe", choices=["dj30", "all"], default="dj30",
                         help="the STORM_SPEC Dow 30 tickers in the file, or all of its tickers")
     parser.add_argument("--preset", default="small")
@@ -172,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.exists():
         log.info("SKIP bench_training: %s not found (set STORM_BT_SHARED_DATA or --data)", args.data)
         return 0
-    unknown = [m for m in args.models.split(",") if m not in PREDICTORS]
+    models = args.models.split(";") if ";" in args.models or ":" in args.models \
+        else args.models.split(",")
+    unknown = [m for m in models if parse_variant(m)[0] not in PREDICTORS]
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PREDICTORS)}")
 
@@ -195,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     split = Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),
                   pd.Timestamp("2021-04-01"), data.dates[-1])
     rows = []
-    for name in args.models.split(","):
-        row = bench_model(name, args, data, split)
+    for text in models:
+        row = bench_model(text, args, data, split)
         rows.append(row)
         log.info("%s", "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                  for k, v in row.items()))

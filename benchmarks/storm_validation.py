@@ -18,7 +18,6 @@ can feed a later test run at no cost.
 from __future__ import annotations
 
 import argparse
-import ast
 import logging
 import time
 from pathlib import Path
@@ -26,21 +25,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench_training import DEFAULT_DATA, DJ30, peak_rss_gb, predictor_class
+from bench_training import DEFAULT_DATA, DJ30, parse_variant, peak_rss_gb, predictor_class
 
 log = logging.getLogger("storm_validation")
-
-
-def parse_variant(text: str) -> tuple[str, dict]:
-    name, _, rest = text.partition(":")
-    overrides = {}
-    for item in filter(None, rest.split(",")):
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value
-    return name, overrides
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -126,8 +126,19 @@ def _rebalance_loop(predictions, returns, rebalance_dates, optimizer, lookback, 
             w = optimizer.weights(mu, risk, tradable, w_prev)
         rows.append(w)
         w_prev = w
+    _log_solver_counts(optimizer)
     return pd.DataFrame(np.array(rows).reshape(len(rows), len(predictions.columns)),
                         index=rebalance_dates, columns=predictions.columns)
+
+
+def _log_solver_counts(optimizer: Optimizer) -> None:
+    """One line on the solves that were not clean: handed from Newton to cvxpy, met only the
+    solver's reduced accuracy, or failed (the previous weights were kept)."""
+    counts = {name: getattr(optimizer, name, 0) for name in ("fallbacks", "inaccurate", "failures")}
+    if any(counts.values()):
+        log.info("%s: %d solves; %d handed to cvxpy, %d at the solver's reduced accuracy, "
+                 "%d failed (previous weights kept)", optimizer.name,
+                 getattr(optimizer, "solves", 0), *counts.values())
 
 
 def holding_horizon(dates: pd.DatetimeIndex, rebalance_dates: pd.DatetimeIndex) -> float:

@@ -2,6 +2,8 @@
 the penalties' effects, solver fallback, top-k dropout rules and no look-ahead."""
 from __future__ import annotations
 
+import warnings
+
 import cvxpy as cp
 import numpy as np
 import pandas as pd
@@ -148,6 +150,28 @@ def test_failed_solves_keep_the_previous_weights(returns, monkeypatch):
     w = opt.weights(np.full(12, 0.001), model, tradable, w_prev)
     assert tried == ["CLARABEL", "OSQP"] and opt.failures == 1
     assert w[0] == 0 and np.allclose(w[1:], 1 / 12)
+
+
+def test_a_reduced_accuracy_answer_is_kept_and_counted_not_warned(returns, monkeypatch):
+    opt = MeanVarianceOptimizer(12, solver="cvxpy")
+    model = risk_model(returns, np.ones(12, dtype=bool))
+    everyone, mu = np.ones(12, dtype=bool), np.linspace(0, 0.002, 12)
+    accurate = opt.weights(mu, model, everyone, np.zeros(12))
+    solve = opt.problem.solve
+
+    def reduced_accuracy(*args, **kwargs):   # what cvxpy does when CLARABEL stops early
+        result = solve(*args, **kwargs)
+        opt.problem._status = cp.OPTIMAL_INACCURATE
+        warnings.warn("Solution may be inaccurate. Try another solver, ...", UserWarning)
+        return result
+
+    monkeypatch.setattr(opt.problem, "solve", reduced_accuracy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        w = opt.weights(mu, model, everyone, np.zeros(12))
+    assert not [c for c in caught if "inaccurate" in str(c.message)]
+    assert opt.inaccurate == 1 and opt.failures == 0
+    np.testing.assert_allclose(w, accurate)
 
 
 def test_topk_dropout_rules():
