@@ -20,7 +20,7 @@ Solvers (`solver=`):
 - "cvxpy": the reference. The problem is built once with `cp.Parameter`s for μ, B, √d,
   w_prev and the bounds (it is DPP, so cvxpy compiles it once) and re-solved with new
   values: CLARABEL first (tolerances tightened to the scale of the objective), OSQP as the
-  fallback. A CLARABEL answer that meets only its reduced-accuracy tolerances (cvxpy's
+  fallback. An answer that meets only the solver's reduced-accuracy tolerances (cvxpy's
   "optimal_inaccurate") is kept and counted in `inaccurate` instead of warned about day
   by day; the rebalance loop logs the counts once.
 If every solver fails, the previous weights are kept (tradable names only) and a warning
