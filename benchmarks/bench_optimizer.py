@@ -67,7 +67,7 @@ def bench(returns: np.ndarray, solves: int, factors: int | None = None,
     return {"assets": int(tradable.sum()), "risk_columns": model.loadings.shape[1],
             "first_s": first, "risk_ms": statistics.median(risk_ms),
             "solve_ms": statistics.median(solve_ms), "total_ms": statistics.median(total),
-            "fallbacks": opt.fallbacks, "failures": opt.failures}
+            "fallbacks": opt.fallbacks, "inaccurate": opt.inaccurate, "failures": opt.failures}
 
 
 def main() -> None:
@@ -84,9 +84,11 @@ def main() -> None:
         with threadpool_limits(limits=1, user_api="blas"):  # as `rebalance_weights` runs it
             r = bench(_returns(file, n, args.lookback), args.solves, args.risk_factors, args.solver)
         log.info("%4d assets, %d risk columns, %s: risk model %.1f ms + solve %.1f ms = %.1f ms "
-                 "(medians of %d), first call %.2f s, cvxpy fallbacks %d, failures %d",
+                 "(medians of %d), first call %.2f s, cvxpy fallbacks %d, reduced accuracy %d, "
+                 "failures %d",
                  r["assets"], r["risk_columns"], args.solver, r["risk_ms"], r["solve_ms"],
-                 r["total_ms"], args.solves, r["first_s"], r["fallbacks"], r["failures"])
+                 r["total_ms"], args.solves, r["first_s"], r["fallbacks"], r["inaccurate"],
+                 r["failures"])
 
 
 if __name__ == "__main__":
