@@ -30,10 +30,10 @@ def test_small_preset_shapes_on_dj30_sizes():
     batch = random_batch(DJ30)
     f = model.factors(batch)
     assert f["z_cs"].shape == f["q_cs"].shape == (2, 64, 64)
-    assert f["z_ts"].shape == f["q_ts"].shape == (2, 232, 64)
-    assert f["codes_cs"].shape == (2, 64) and f["codes_ts"].shape == (2, 232)
-    assert f["phi"].shape == (2, 64 + 8, 128)          # market tokens: days + TS blocks
-    assert f["mu_z"].shape == f["sigma_z"].shape == (2, 72)
+    assert f["z_ts"].shape == f["q_ts"].shape == (2, 4 * 29, 64)   # 64 / 16 blocks (D40)
+    assert f["codes_cs"].shape == (2, 64) and f["codes_ts"].shape == (2, 4 * 29)
+    assert f["phi"].shape == (2, 64 + 4, 128)          # market tokens: days + TS blocks
+    assert f["mu_z"].shape == f["sigma_z"].shape == (2, 68)
     assert model.predict(batch).shape == (2, 29)
     with torch.no_grad():
         enc = model._encode(batch.x)
@@ -69,7 +69,7 @@ def test_tiny_preset_shapes_on_close_only_data():
     assert model.branches["ts"].reconstruct(q_ts, 20).shape == (3, 32, 20, 2)
 
 
-@pytest.mark.parametrize("branches, tokens", [("ts", 8), ("cs", 64)])
+@pytest.mark.parametrize("branches, tokens", [("ts", 4), ("cs", 64)])
 def test_single_branch_ablations(branches, tokens):
     cfg = replace(DJ30, branches=branches)
     model = _model(cfg)
