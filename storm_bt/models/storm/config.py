@@ -246,7 +246,7 @@ class StormConfig:
 tiny = StormConfig(history=32, ts_patch=8, d_model=32, enc_depth=1, dec_depth=1, n_heads=4,
                    codebook_size=64, cs_stem=16)
 #: STORM_SPEC section 11, the CPU-trainable preset, with the issue-9 defaults; TS patches of
-#: 16 days (D40: 4 TS tokens a stock, a step 28% cheaper, chosen on validation).
+#: 16 days (D40: 4 TS tokens a stock, a step 20-28% cheaper, chosen on validation).
 small = StormConfig(history=64, ts_patch=16, d_model=64, enc_depth=2, dec_depth=1, n_heads=4,
                     codebook_size=128, cs_stem=16)
 #: Official DJ30 sizes with the fixed resolutions and the cross-branch fusion (D1).
