@@ -93,6 +93,25 @@ def seed_pair_table(pairs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
+def ensemble_display(ensembles: pd.DataFrame) -> pd.DataFrame:
+    """`storm_bt.experiments.ensemble.ensemble_table` for display: one row per model."""
+    def signed(value: float, digits: int = 4) -> str:
+        return f"{value:+.{digits}f}" if np.isfinite(value) else "—"
+
+    rows = {}
+    for row in ensembles.itertuples():
+        members = (f"{row.valid_RankIC_members:.4f} ± {row.valid_RankIC_members_se:.4f}"
+                   if np.isfinite(row.valid_RankIC_members) else "—")
+        rows[row.model] = {"seeds": row.seeds, "valid members": members,
+                           "valid ensemble": signed(row.valid_RankIC),
+                           "valid gain": signed(row.valid_gain),
+                           "IC": f"{row.IC:.4f}", "ICIR": f"{row.ICIR:.4f}",
+                           "RankIC": f"{row.RankIC:.4f}", "RankICIR": f"{row.RankICIR:.4f}",
+                           "RankIC vs STORM": signed(row.RankIC_vs_ref),
+                           "t_NW": signed(row.t_vs_ref, 2)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+
+
 # ---------------------------------------------------------------------- trading
 def improvement(means: pd.DataFrame, storm: str = "storm",
                 baselines: tuple[str, ...] = BASELINES) -> pd.Series:

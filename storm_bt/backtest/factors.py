@@ -7,7 +7,10 @@ Outputs in --out: factors.csv (model, seed, IC, ICIR, RankIC, RankICIR, n_days, 
 valid_score, best_epoch, RankIC_vs_ref, t_vs_ref, valid_vs_ref), factors.md (mean ± standard
 error over seeds per model, the validation score and test RankIC minus STORM's paired by
 seed, and each model's daily RankIC difference to STORM with a Newey-West t-statistic),
-daily_ic.csv (date, model, seed, IC, RankIC), config.json, and the factor tear sheets:
+daily_ic.csv (date, model, seed, IC, RankIC), config.json; with two or more seeds,
+ensembles.csv (each model's seed ensemble: validation RankIC against its members' mean, the
+test scores, and the daily RankIC difference to STORM's ensemble with a Newey-West t) and
+ensemble_daily_ic.csv (date, model, IC, RankIC); and the factor tear sheets:
 factor_sheets.html linking, per model (its first seed), the daily IC / RankIC with a rolling
 mean, the IC histogram, mean and cumulative return by score quantile, the rank
 autocorrelation (turnover) and, for STORM, codebook usage (pictures in factor_sheets/).
@@ -58,14 +61,16 @@ def markdown(result: FactorsResult) -> str:
     seeds = " ".join(map(str, result.config.seeds))
     return report(result.table, result.comparison,
                   f"Factor evaluation, test period {test_start.date()} .. {test_end.date()}, "
-                  f"{len(result.panel.tickers)} tickers, seeds {seeds}")
+                  f"{len(result.panel.tickers)} tickers, seeds {seeds}", result.ensembles)
 
 
-def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str) -> str:
+def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str,
+           ensembles: pd.DataFrame | None = None) -> str:
     """``title``, the mean ± standard error of each score over seeds, the validation score
     and test RankIC minus STORM's paired by seed (`storm_bt.experiments.factors.seed_pairs`),
-    and the seed-averaged daily comparison with STORM
-    (`storm_bt.experiments.factors.compare_to_reference`)."""
+    the seed-averaged daily comparison with STORM
+    (`storm_bt.experiments.factors.compare_to_reference`) and, where given, the seed
+    ensembles (`storm_bt.experiments.ensemble`)."""
     from reports.tables import factor_summary, markdown as to_markdown, seed_pair_table
     from storm_bt.experiments.factors import seed_pairs
 
@@ -85,6 +90,14 @@ def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str) -> str:
         text += (f"\nDaily RankIC minus STORM's (seed-averaged, same days), Newey-West standard "
                  f"error and t-statistic (|t| > 2: a difference at about the 5% level)\n\n"
                  f"{to_markdown(comp)}\n")
+    if ensembles is not None and len(ensembles):
+        from reports.tables import ensemble_display
+
+        text += (f"\nSeed ensembles: each day's z-scored predictions averaged over the seeds. "
+                 f"valid: the ensemble's validation RankIC against its members' mean (± se), "
+                 f"same restored fits and days; vs STORM: the ensemble's daily test RankIC "
+                 f"minus STORM's ensemble's, Newey-West t\n\n"
+                 f"{to_markdown(ensemble_display(ensembles))}\n")
     return text
 
 
@@ -154,6 +167,11 @@ def write_outputs(result: FactorsResult, out: Path) -> str:
         atomic_write_csv(result.table, stage / "factors.csv", index=False)
         atomic_write_csv(daily, stage / "daily_ic.csv", index=False)
         atomic_write_text(stage / "factors.md", text)
+        if result.ensembles is not None:
+            ens_daily = result.ensemble_daily.copy()
+            ens_daily["date"] = pd.to_datetime(ens_daily["date"]).dt.strftime("%Y-%m-%d")
+            atomic_write_csv(result.ensembles, stage / "ensembles.csv", index=False)
+            atomic_write_csv(ens_daily, stage / "ensemble_daily_ic.csv", index=False)
         sheets = [write_factor_sheet(stage, model, predictions,
                                      result.realised.reindex(index=predictions.index,
                                                              columns=predictions.columns),

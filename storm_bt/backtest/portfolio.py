@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from storm_bt.backtest import common
+from storm_bt.errors import StormBtError
 from storm_bt.experiments.portfolio import (EQUAL_WEIGHT, OPTIMIZERS, SOLVERS, PortfolioConfig,
                                             PortfolioResult)
 
@@ -62,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--benchmark", default=EQUAL_WEIGHT, metavar="SPEC",
                    help="tear-sheet benchmark: 'equal-weight' (the universe, default) or "
                         "PATH:TICKER of a long price file, e.g. shared/data/benchmarks_daily.csv.gz:SPY")
+    g.add_argument("--ensemble", nargs="+", type=int, metavar="SEED", default=(),
+                   help="fit the model once per SEED (at least two) and trade one book on "
+                        "each day's z-scored predictions averaged over the seeds (default: "
+                        "one fit with --seed)")
     common.add_refit_arguments(parser)
     common.add_grid_arguments(parser)
     common.add_run_arguments(parser, seeds=True)
@@ -79,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> PortfolioConfig:
         gross_limit=args.gross_limit, lookback=args.lookback, topk=args.topk, n_drop=args.n_drop,
         cash=args.cash, benchmark=args.benchmark, horizon=args.horizon,
         risk_factors=args.risk_factors, solver=args.solver, refit_every=args.refit_every,
-        train_window=args.train_window)
+        train_window=args.train_window, ensemble=tuple(args.ensemble))
 
 
 def write_outputs(result: PortfolioResult, out: Path) -> None:
@@ -135,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
     from storm_bt.experiments.portfolio import run_portfolio
 
     started = time.perf_counter()
+    if args.seeds and args.ensemble and not args.config:
+        raise StormBtError("--seeds and --ensemble: give one of them (--seeds trades one book "
+                           "per seed, --ensemble one book on the seeds' average)")
     config = config_from_args(args)
     out = common.run_folder(args, "portfolio")
     if args.seeds:

@@ -27,6 +27,9 @@ score per refit). Paired by seed against the reference, over the seeds both have
 
 for the validation score (the number a design is chosen on) and the test RankIC, with the
 number of seeds on which the model is ahead.
+
+With two or more seeds (and no walk-forward refits) each model's seeds are also averaged into
+one seed ensemble, scored on validation and test (`storm_bt.experiments.ensemble`).
 """
 from __future__ import annotations
 
@@ -113,6 +116,10 @@ class FactorsResult:
     code_usage: dict = field(default_factory=dict)
     #: date x ticker realised next-day returns on the test period
     realised: pd.DataFrame | None = None
+    #: per model with >= 2 seeds, its seed ensemble's scores (`storm_bt.experiments.ensemble`)
+    ensembles: pd.DataFrame | None = None
+    #: date, model, IC, RankIC of each seed ensemble on the test period
+    ensemble_daily: pd.DataFrame | None = None
 
 
 def evaluate(predictions: pd.DataFrame, realised: pd.DataFrame, n_quantiles: int) -> dict:
@@ -223,6 +230,8 @@ class FactorTask:
     quantiles: int
     refit_every: int | None = None
     train_window: int | None = None
+    #: also predict the validation range (for the seed ensembles' validation score)
+    predict_valid: bool = False
 
 
 @dataclass
@@ -236,6 +245,8 @@ class FactorTaskResult:
     predictions: pd.DataFrame | None = None
     #: STORM's codebook usage on the test period: branch -> code counts
     code_usage: dict | None = None
+    #: date x ticker predictions on the validation range (FactorTask.predict_valid)
+    valid_predictions: pd.DataFrame | None = None
 
 
 #: Features per data config, computed once per process (a grid worker runs many tasks).
@@ -281,6 +292,9 @@ def run_factor_task(task: FactorTask) -> FactorTaskResult:
         predictions = fitted.predictor.predict(data, test_start, test_end)
         model_config = fitted.predictor.config()
         selection = selection_scores(fitted.predictor)
+    valid_predictions = None
+    if task.predict_valid and not task.refit_every:
+        valid_predictions = members_only(fitted.predictor.predict(data, *split.valid), member)
     predictions = members_only(predictions, member)
     scores = evaluate(predictions, realised, task.quantiles)
     row = {"model": task.model, "seed": task.seed, **scores, **selection}
@@ -294,7 +308,7 @@ def run_factor_task(task: FactorTask) -> FactorTaskResult:
     if hasattr(getattr(fitted, "predictor", None), "factors"):
         usage = code_usage(fitted.predictor.factors(data, test_start, test_end))
     return FactorTaskResult(row, daily, model_config, time.perf_counter() - t0, predictions,
-                            usage)
+                            usage, valid_predictions)
 
 
 def code_usage(factors: dict) -> dict:
@@ -309,9 +323,11 @@ def factor_tasks(config: FactorsConfig) -> list:
     """The grid of a factor evaluation: one task per (model, seed), models outermost."""
     from storm_bt.experiments.grid import Task
 
+    ensembles = len(config.seeds) >= 2 and not config.refit_every
     return [Task(f"{model} seed {seed}", run_factor_task,
                  FactorTask(config.data, model, seed, config.model_settings, config.quantiles,
-                            config.refit_every, config.train_window))
+                            config.refit_every, config.train_window,
+                            predict_valid=ensembles))
             for model in config.models for seed in config.seeds]
 
 
@@ -340,6 +356,7 @@ def run_factors(config: FactorsConfig, grid=None) -> FactorsResult:
     table = pd.DataFrame([o.row for o in outcomes])
     table["best_epoch"] = table["best_epoch"].astype("Int64")
     table = pair_by_seed(table, daily_frame)
+    ensembles, ensemble_daily = _ensembles(outcomes, realised, config.quantiles)
     return FactorsResult(config=config, panel=panel, split=split, table=table,
                          daily=daily_frame, comparison=compare_to_reference(daily_frame),
                          model_configs=configs,
@@ -350,4 +367,21 @@ def run_factors(config: FactorsConfig, grid=None) -> FactorsResult:
                                       if o.row["seed"] == config.seeds[0]},
                          code_usage={o.row["model"]: o.code_usage for o in outcomes
                                      if o.row["seed"] == config.seeds[0] and o.code_usage},
-                         realised=realised.loc[split.test_start:split.test_end])
+                         realised=realised.loc[split.test_start:split.test_end],
+                         ensembles=ensembles, ensemble_daily=ensemble_daily)
+
+
+def _ensembles(outcomes: list, realised: pd.DataFrame, n_quantiles: int):
+    """`storm_bt.experiments.ensemble.ensemble_table` of the grid's outcomes: (None, None)
+    when no model has validation predictions for two or more seeds."""
+    from storm_bt.experiments.ensemble import ensemble_table
+
+    test, valid = {}, {}
+    for o in outcomes:
+        if o.valid_predictions is None:
+            continue
+        test.setdefault(o.row["model"], {})[o.row["seed"]] = o.predictions
+        valid.setdefault(o.row["model"], {})[o.row["seed"]] = o.valid_predictions
+    if not any(len(by_seed) >= 2 for by_seed in test.values()):
+        return None, None
+    return ensemble_table(test, valid, realised, n_quantiles, REFERENCE_MODEL)

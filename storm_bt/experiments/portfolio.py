@@ -4,7 +4,9 @@
 
 Steps (each uses only data up to its decision date):
   1. load prices, cut them at the test end, compute causal features and next-day labels;
-  2. fit the model on the train range (valid range for early stopping), predict the test range;
+  2. fit the model on the train range (valid range for early stopping), predict the test range
+     (with ``ensemble``: one fit per seed, each day's z-scored predictions averaged over them,
+     `storm_bt.experiments.ensemble`);
   3. every ``rebalance`` days, the optimizer turns the predictions of that day and a
      Ledoit-Wolf covariance of the trailing returns into target weights;
   4. backtrader executes the targets on the next bar's open with ``cost_bps`` commission;
@@ -79,6 +81,8 @@ class PortfolioConfig:
         refit_every: refit the model every N test days (walk-forward; None: fit once).
         train_window: with refits, train on the last N trading days before each refit's
             validation block (rolling; None: an expanding window from the train start).
+        ensemble: fit the model once per seed in this tuple (at least two) and trade one book
+            on their seed ensemble; ``seed`` is then unused. Empty: one fit with ``seed``.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -103,10 +107,15 @@ class PortfolioConfig:
     solver: str = "auto"
     refit_every: int | None = None
     train_window: int | None = None
+    ensemble: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         model_spec(self.model)
         check_refits(self.refit_every, self.train_window)
+        object.__setattr__(self, "ensemble", tuple(dict.fromkeys(int(s) for s in self.ensemble)))
+        if len(self.ensemble) == 1:
+            raise StormBtError(f"--ensemble {self.ensemble[0]}: an ensemble needs at least two "
+                               f"seeds (for one fit use --seed)")
         if self.optimizer not in OPTIMIZERS:
             raise StormBtError(f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
         if self.rebalance < 1:
@@ -169,7 +178,7 @@ class PortfolioConfig:
         """The config recorded in a run's config.json (see `storm_bt.experiments.record`)."""
         from storm_bt.experiments.record import config_from_dict
 
-        return config_from_dict(cls, values, ())
+        return config_from_dict(cls, values, ("ensemble",))
 
 
 @dataclass
@@ -208,7 +217,6 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     from storm_bt.evaluation import ic_summary
     from storm_bt.experiments.data import (load_experiment_data, members_only, membership_frame,
                                            restrict_to_members)
-    from storm_bt.experiments.fitting import fit_model
     from storm_bt.features.dataset import build_feature_set
     from strategies import run_portfolio_backtest
 
@@ -236,18 +244,18 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     data = restrict_to_members(build_feature_set(panel), member)
     timings["features"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    if config.refit_every:
-        from storm_bt.experiments.walkforward import walk_forward
+    fits = [_fit_predict(config, seed, data, split) for seed in config.ensemble or (config.seed,)]
+    predictions, refits, model_name, model_config, fit_seconds = fits[0]
+    if config.ensemble:
+        from storm_bt.experiments.ensemble import seed_ensemble
 
-        fitted = walk_forward(config.model, config.seed, config.model_settings, data, split,
-                              config.refit_every, config.train_window)
-        predictions, refits = fitted.predictions, fitted.splits
-        model_name, model_config = config.model, fitted.model_config
-    else:
-        fitted = fit_model(config.model, config.seed, config.model_settings, data, split)
-        predictions = fitted.predictor.predict(data, test_start, test_end)
-        refits = [split]
-        model_name, model_config = fitted.predictor.name, fitted.predictor.config()
+        predictions = seed_ensemble([f[0] for f in fits])
+        seeds = " ".join(map(str, config.ensemble))
+        model_name = f"{model_name} ensemble ({seeds})"
+        model_config = {"ensemble_seeds": list(config.ensemble), **model_config}
+        fit_seconds = sum(f[4] for f in fits)
+        log.info("%s: each day's z-scored predictions averaged over %d seeds", model_name,
+                 len(fits))
     predictions = members_only(predictions, member)
     if predictions.empty:
         raise StormBtError(f"no test dates between {test_start.date()} and {test_end.date()}")
@@ -301,8 +309,26 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
         model_config=model_config, predictions=predictions, weights=weights,
         equity=backtest.equity, returns=returns.rename(f"{model_name} + {config.optimizer}"),
         benchmark=bench_aligned, metrics=metrics, max_weight=cap,
-        fit_seconds=fitted.fit_seconds, seconds=time.perf_counter() - started,
+        fit_seconds=fit_seconds, seconds=time.perf_counter() - started,
         refits=refits, timings={k: round(v, 2) for k, v in timings.items()})
+
+
+def _fit_predict(config: PortfolioConfig, seed: int, data, split):
+    """(test predictions, refit splits, model name, model config, fit seconds) of one seed:
+    one fit on the train range, or walk-forward refits."""
+    from storm_bt.experiments.fitting import fit_model
+
+    test_start, test_end = split.test
+    if config.refit_every:
+        from storm_bt.experiments.walkforward import walk_forward
+
+        fitted = walk_forward(config.model, seed, config.model_settings, data, split,
+                              config.refit_every, config.train_window)
+        return (fitted.predictions, fitted.splits, config.model, fitted.model_config,
+                fitted.fit_seconds)
+    fitted = fit_model(config.model, seed, config.model_settings, data, split)
+    return (fitted.predictor.predict(data, test_start, test_end), [split],
+            fitted.predictor.name, fitted.predictor.config(), fitted.fit_seconds)
 
 
 

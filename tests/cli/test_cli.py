@@ -124,6 +124,15 @@ def test_factors_table_and_csv(tmp_path):
     # The summary IC is the mean of the daily series it was written beside.
     assert table.loc[0, "IC"] == pytest.approx(first["IC"].mean(), rel=1e-9)
     assert "| lightgbm" in (out / "factors.md").read_text()
+    # Two seeds make a seed ensemble, scored on validation and test beside the seeds.
+    ensembles = pd.read_csv(out / "ensembles.csv")
+    assert ensembles["model"].tolist() == ["lightgbm"] and ensembles.loc[0, "seeds"] == "1 2"
+    assert np.isfinite(ensembles.loc[0, ["valid_RankIC", "valid_RankIC_members", "RankIC",
+                                         "RankICIR"]].astype(float)).all()
+    ens_daily = pd.read_csv(out / "ensemble_daily_ic.csv")
+    assert ensembles.loc[0, "RankIC"] == pytest.approx(ens_daily["RankIC"].mean(), rel=1e-9)
+    assert ensembles.loc[0, "n_days"] == table.loc[0, "n_days"]
+    assert "Seed ensembles" in (out / "factors.md").read_text()
     # The factor tear sheet links every picture it wrote, next to factors.md.
     page = (out / "factor_sheets.html").read_text()
     pictures = sorted((out / "factor_sheets").rglob("*.png"))
@@ -307,6 +316,8 @@ def test_threads_reach_lightgbm_and_seeds_are_recorded_as_given(tmp_path):
     (["portfolio", "--rebalance", "0"], "--rebalance 0"),
     (["portfolio", "--epochs", "0"], "--epochs 0"),
     (["portfolio", "--benchmark", "/no/such.csv:SPY"], "/no/such.csv"),
+    (["portfolio", "--ensemble", "4"], "--ensemble 4: an ensemble needs at least two seeds"),
+    (["portfolio", "--ensemble", "1", "2", "--seeds", "3", "4"], "--seeds and --ensemble"),
     (["factors", "--quantiles", "1"], "--quantiles 1"),
     (["factors", "--model", "lightgbm"], "unrecognized arguments: --model"),
     (["factors", "--models", "alphago"], "alphago"),

@@ -65,3 +65,22 @@ def test_the_default_cap_adapts_to_the_universe():
     assert config.weight_cap(30) == 0.1 and config.weight_cap(20) == 0.1
     assert config.weight_cap(8) == pytest.approx(0.25)
     assert config.weight_cap(2) == 1.0
+
+
+def test_an_ensemble_trades_the_average_of_its_seeds_z_scores(result):
+    """--ensemble 3 4: one book on each day's z-scored predictions averaged over two fits,
+    each of which is the fit a single-seed run makes (the first is the fixture's seed 3)."""
+    from storm_bt.experiments.ensemble import seed_ensemble
+
+    config = dataclasses.replace(result.config, ensemble=(3, 4))
+    ensemble = run_portfolio(config)
+    other = run_portfolio(dataclasses.replace(result.config, seed=4))
+    expected = seed_ensemble([result.predictions, other.predictions])
+    np.testing.assert_allclose(ensemble.predictions.to_numpy(), expected.to_numpy(),
+                               rtol=1e-12, atol=1e-12)
+    assert ensemble.model_name == "lightgbm ensemble (3 4)"
+    assert ensemble.model_config["ensemble_seeds"] == [3, 4]
+    assert PortfolioConfig.from_dict(config_dict(config)) == config
+    np.testing.assert_allclose(ensemble.weights.fillna(0).sum(axis=1), 1.0, atol=1e-6)
+    with pytest.raises(StormBtError, match="--ensemble 3: an ensemble needs at least two"):
+        dataclasses.replace(result.config, ensemble=(3,))

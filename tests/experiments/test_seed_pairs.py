@@ -78,6 +78,7 @@ def test_factors_records_the_score_each_fit_was_selected_on(tmp_path):
         train_log["best_smoothed_rank_ic"], rel=1e-12)
     assert table.loc["storm", "best_epoch"] == train_log["best_epoch"]
     assert math.isnan(table.loc["lightgbm", "valid_score"])
+    assert not (out / "ensembles.csv").exists()          # one seed: nothing to average
     text = (out / "factors.md").read_text()
     assert "valid_score" in text and "paired by seed" in text
     row = next(line for line in text.splitlines()
