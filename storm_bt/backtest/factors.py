@@ -169,7 +169,7 @@ def write_outputs(result: FactorsResult, out: Path) -> str:
         atomic_write_text(stage / "factors.md", text)
         if result.ensembles is not None:
             ens_daily = result.ensemble_daily.copy()
-            ens_daily["date"] = pd.to_datetime(ens_daily["date"]).dt.strftime("%Y-%m-%d")
+            ens_daily["date"] = ens_daily["date"].dt.strftime("%Y-%m-%d")
             atomic_write_csv(result.ensembles, stage / "ensembles.csv", index=False)
             atomic_write_csv(ens_daily, stage / "ensemble_daily_ic.csv", index=False)
         sheets = [write_factor_sheet(stage, model, predictions,

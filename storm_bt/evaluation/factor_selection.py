@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from storm_bt.evaluation.ic import zscore_rows
+
 
 def codebook_usage(codes: np.ndarray, n_codes: int) -> tuple[pd.DataFrame, float]:
     """Counts and shares of each code in `codes` (any shape), and the perplexity.
@@ -72,13 +74,6 @@ def cluster_exposures(codes_ts: np.ndarray, code_cluster: np.ndarray, n_stocks: 
     return onehot.mean(axis=1)
 
 
-def _zscore_rows(x: np.ndarray) -> np.ndarray:
-    mean = np.nanmean(x, axis=1, keepdims=True)
-    std = np.nanstd(x, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(std > 0, (x - mean) / std, 0.0)
-
-
 @dataclass(frozen=True)
 class Selection:
     """The clusters chosen on the selection period.
@@ -95,7 +90,7 @@ class Selection:
 
     def signal(self, exposures: np.ndarray) -> np.ndarray:
         """F (N, S): the sign-aligned mean of the selected clusters' z-scored exposures."""
-        parts = [s * _zscore_rows(exposures[:, c, :]) for c, s in zip(self.selected, self.signs)]
+        parts = [s * zscore_rows(exposures[:, c, :]) for c, s in zip(self.selected, self.signs)]
         return np.mean(parts, axis=0)
 
 

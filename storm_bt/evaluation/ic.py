@@ -15,9 +15,12 @@ and so is a date where a correlation is undefined (a constant column of values).
 `quantile_returns` buckets tickers by score each day into n equal-count quantiles
 (q = floor((rank - 1) * n / n_t) + 1 with rank 1..n_t by score, ties by column order) and
 averages their realised returns; top minus bottom is the long-short spread.
+`zscore_rows` standardises each date across its tickers (as seed ensembles and factor
+composites combine scores on different scales).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,6 +149,17 @@ def ic_summary(pred: pd.DataFrame, realised: pd.DataFrame, parity: bool = False)
     return out
 
 
+def zscore_rows(x: np.ndarray, flat: float = 0.0) -> np.ndarray:
+    """Each row (date) of x standardised across its non-missing columns (stocks):
+    (x - mean) / std (population std); a row without spread (constant, a single value, or
+    all missing) becomes ``flat`` (0.0: no tilt; NaN: no ranking at all)."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN rows: no noise
+        mean = np.nanmean(x, axis=1, keepdims=True)
+        std = np.nanstd(x, axis=1, keepdims=True)
+        return np.where(std > 0, (x - mean) / std, flat)
+
+
 @dataclass(frozen=True)
 class QuantileReturns:
     """Mean realised return per score quantile.
@@ -188,3 +202,18 @@ def quantile_returns(
     by_q.columns.name = "quantile"
     spread = (by_q[n_quantiles] - by_q[1]).rename("top_minus_bottom")
     return QuantileReturns(by_q, spread)
+
+
+def score_predictions(pred: pd.DataFrame, realised: pd.DataFrame,
+                      n_quantiles: int) -> tuple[dict[str, float], pd.DataFrame]:
+    """The scores of one prediction frame (date x ticker) against realised returns, aligned
+    to pred's dates and tickers first: `ic_summary` plus Q5_Q1, the mean over dates of the
+    top score quantile's return minus the bottom one's; and the daily series behind them,
+    a frame indexed by date with columns IC and RankIC."""
+    realised = realised.reindex(index=pred.index, columns=pred.columns)
+    scores = ic_summary(pred, realised)
+    spread = quantile_returns(pred, realised, n_quantiles).spread
+    scores["Q5_Q1"] = float(spread.mean()) if len(spread) else float("nan")
+    daily = pd.DataFrame({"IC": daily_ic(pred, realised),
+                          "RankIC": daily_rank_ic(pred, realised)})
+    return scores, daily

@@ -18,10 +18,11 @@ Newey-West t-statistic (`storm_bt.evaluation.significance`).
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
+
+from storm_bt.evaluation import ic_summary, score_predictions, zscore_rows
+from storm_bt.evaluation.significance import paired_difference
 
 #: the columns of `ensemble_table`, in order
 ENSEMBLE_COLUMNS = ["model", "seeds", "n_seeds", "valid_RankIC_members",
@@ -33,12 +34,7 @@ ENSEMBLE_COLUMNS = ["model", "seeds", "n_seeds", "valid_RankIC_members",
 def zscore_by_day(predictions: pd.DataFrame) -> pd.DataFrame:
     """Each row (day) standardised across its non-missing stocks; a row with fewer than two
     scores or no spread becomes NaN (it carries no ranking)."""
-    values = predictions.to_numpy(dtype=float, copy=True)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN days: NaN, no noise
-        mean = np.nanmean(values, axis=1, keepdims=True)
-        std = np.nanstd(values, axis=1, keepdims=True)
-        z = (values - mean) / np.where(std > 0, std, np.nan)
+    z = zscore_rows(predictions.to_numpy(dtype=float), flat=np.nan)
     return pd.DataFrame(z, index=predictions.index, columns=predictions.columns)
 
 
@@ -71,20 +67,14 @@ def ensemble_table(test: dict[str, dict[int, pd.DataFrame]],
     with the reference's ensemble (NaN for the reference and without one); valid_vs_ref is
     its validation RankIC minus the reference ensemble's.
     """
-    from storm_bt.evaluation import daily_ic, daily_rank_ic, ic_summary
-    from storm_bt.evaluation.significance import paired_difference
-    from storm_bt.experiments.factors import evaluate
-
     rows, dailies = [], []
     for model, by_seed in test.items():
         seeds = sorted(by_seed)
         if len(seeds) < 2:
             continue
         ensemble = seed_ensemble([by_seed[s] for s in seeds])
-        scores = evaluate(ensemble, realised, n_quantiles)
-        real = realised.reindex(index=ensemble.index, columns=ensemble.columns)
-        dailies.append(pd.DataFrame({"model": model, "IC": daily_ic(ensemble, real),
-                                     "RankIC": daily_rank_ic(ensemble, real)}))
+        scores, daily = score_predictions(ensemble, realised, n_quantiles)
+        dailies.append(daily.assign(model=model)[["model", "IC", "RankIC"]])
         row = {"model": model, "seeds": " ".join(map(str, seeds)), "n_seeds": len(seeds),
                **{k: scores[k] for k in ("IC", "ICIR", "RankIC", "RankICIR", "Q5_Q1", "n_days")}}
         members = [valid[model][s] for s in seeds if s in valid.get(model, {})]

@@ -122,17 +122,6 @@ class FactorsResult:
     ensemble_daily: pd.DataFrame | None = None
 
 
-def evaluate(predictions: pd.DataFrame, realised: pd.DataFrame, n_quantiles: int) -> dict:
-    """The scores of one prediction frame (date x ticker) against realised returns."""
-    from storm_bt.evaluation import ic_summary, quantile_returns
-
-    realised = realised.reindex(index=predictions.index, columns=predictions.columns)
-    scores = ic_summary(predictions, realised)
-    spread = quantile_returns(predictions, realised, n_quantiles).spread
-    scores["Q5_Q1"] = float(spread.mean()) if len(spread) else float("nan")
-    return scores
-
-
 def compare_to_reference(daily: pd.DataFrame, reference: str = REFERENCE_MODEL) -> pd.DataFrame:
     """Per model, its seed-averaged daily RankIC minus the reference's (Newey-West t)."""
     from storm_bt.evaluation.significance import paired_difference
@@ -272,7 +261,7 @@ def _prepared(data_config: DataConfig):
 
 def run_factor_task(task: FactorTask) -> FactorTaskResult:
     """Fit, predict and score one (model, seed): a pure function of its picklable task."""
-    from storm_bt.evaluation import daily_ic, daily_rank_ic
+    from storm_bt.evaluation import score_predictions
     from storm_bt.experiments.fitting import fit_model
 
     from storm_bt.experiments.data import members_only
@@ -296,12 +285,9 @@ def run_factor_task(task: FactorTask) -> FactorTaskResult:
     if task.predict_valid and not task.refit_every:
         valid_predictions = members_only(fitted.predictor.predict(data, *split.valid), member)
     predictions = members_only(predictions, member)
-    scores = evaluate(predictions, realised, task.quantiles)
+    scores, daily = score_predictions(predictions, realised, task.quantiles)
     row = {"model": task.model, "seed": task.seed, **scores, **selection}
-    real = realised.reindex(index=predictions.index, columns=predictions.columns)
-    daily = pd.DataFrame({"model": task.model, "seed": task.seed,
-                          "IC": daily_ic(predictions, real),
-                          "RankIC": daily_rank_ic(predictions, real)})
+    daily = daily.assign(model=task.model, seed=task.seed)[["model", "seed", "IC", "RankIC"]]
     log.info("%s seed %d: IC %.4f ICIR %.4f RankIC %.4f RankICIR %.4f", task.model, task.seed,
              scores["IC"], scores["ICIR"], scores["RankIC"], scores["RankICIR"])
     usage = None

@@ -24,6 +24,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -249,11 +250,11 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     if config.ensemble:
         from storm_bt.experiments.ensemble import seed_ensemble
 
-        predictions = seed_ensemble([f[0] for f in fits])
+        predictions = seed_ensemble([f.predictions for f in fits])
         seeds = " ".join(map(str, config.ensemble))
         model_name = f"{model_name} ensemble ({seeds})"
         model_config = {"ensemble_seeds": list(config.ensemble), **model_config}
-        fit_seconds = sum(f[4] for f in fits)
+        fit_seconds = sum(f.fit_seconds for f in fits)
         log.info("%s: each day's z-scored predictions averaged over %d seeds", model_name,
                  len(fits))
     predictions = members_only(predictions, member)
@@ -313,9 +314,18 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
         refits=refits, timings={k: round(v, 2) for k, v in timings.items()})
 
 
-def _fit_predict(config: PortfolioConfig, seed: int, data, split):
-    """(test predictions, refit splits, model name, model config, fit seconds) of one seed:
-    one fit on the train range, or walk-forward refits."""
+class _SeedFit(NamedTuple):
+    """One seed's test predictions and what produced them."""
+
+    predictions: pd.DataFrame
+    refits: list
+    model_name: str
+    model_config: dict
+    fit_seconds: float
+
+
+def _fit_predict(config: PortfolioConfig, seed: int, data, split) -> _SeedFit:
+    """One seed: one fit on the train range, or walk-forward refits."""
     from storm_bt.experiments.fitting import fit_model
 
     test_start, test_end = split.test
@@ -324,11 +334,11 @@ def _fit_predict(config: PortfolioConfig, seed: int, data, split):
 
         fitted = walk_forward(config.model, seed, config.model_settings, data, split,
                               config.refit_every, config.train_window)
-        return (fitted.predictions, fitted.splits, config.model, fitted.model_config,
-                fitted.fit_seconds)
+        return _SeedFit(fitted.predictions, fitted.splits, config.model, fitted.model_config,
+                        fitted.fit_seconds)
     fitted = fit_model(config.model, seed, config.model_settings, data, split)
-    return (fitted.predictor.predict(data, test_start, test_end), [split],
-            fitted.predictor.name, fitted.predictor.config(), fitted.fit_seconds)
+    return _SeedFit(fitted.predictor.predict(data, test_start, test_end), [split],
+                    fitted.predictor.name, fitted.predictor.config(), fitted.fit_seconds)
 
 
 
