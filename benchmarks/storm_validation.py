@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.variants:
         name, overrides = parse_variant(text)
         for seed in args.seeds:
-            predictor = predictor_class(name)(preset=args.preset, seed=seed, epochs=args.epochs,
+            settings = {"epochs": args.epochs, **overrides}   # storm:epochs=25 beats --epochs
+            predictor = predictor_class(name)(preset=args.preset, seed=seed,
                                               device="cpu", num_threads=args.threads,
                                               cache_dir=args.cache_dir, progress=False,
-                                              **overrides)
+                                              **settings)
             started = time.perf_counter()
             predictor.fit(data, split)
             result = predictor.train_result
