@@ -4,7 +4,7 @@
                                         [--models 'storm;storm:ts_patch=16,enc_depth=1']
                                         [--universe dj30|all] [--preset small] [--threads 2]
                                         [--steps 10] [--max-epoch-seconds 240] [--steps-only]
-                                        [--stocks-per-step K] [--valid-seconds]
+                                        [--stocks-per-step K] [--valid-seconds] [--compile]
 
 Data: the tickers of STORM_SPEC 1.1 that exist in the file (``--universe dj30``, the default),
 or every ticker of the file (``--universe all``, e.g. with ``--data`` the S&P 500 Parquet to
@@ -20,6 +20,8 @@ The steps use the preset's ``stocks_per_step`` (a random subset of the stocks pe
 ``--stocks-per-step`` overrides it, 0 = all stocks). ``--valid-seconds`` also times one
 validation pass (every stock, every valid day, what each epoch adds), so that
 "epoch s (est)" = steps x s/step + valid s (validation over the preset's ``valid_stocks``).
+``--compile`` wraps the model's loss in ``torch.compile`` (inductor) before the steps; the
+untimed warm-up step then includes the compilation, reported as "compile s".
 "rss GB" is the process's peak resident memory so far (the feature build's peak included:
 features are computed once per process), "rss now GB" its current resident memory.
 """
@@ -90,20 +92,24 @@ def rss_now_gb() -> float:
     return float("nan")
 
 
-def time_steps(predictor, data, split, n_steps: int) -> tuple[list[float], int, int]:
-    """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params."""
+def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
+               ) -> tuple[list[float], int, int, float]:
+    """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params
+    and the seconds of the untimed first step (with ``compile_model``, the compilation)."""
     from storm_bt.models.neural.batch import make_batch
     from storm_bt.models.neural.training import train_step, warmup_linear_schedule
 
     cfg, history = predictor.train_config, predictor.history
     ends = data.sample_ends(*split.train, history)
     model = predictor.build(data).train()
+    if compile_model:
+        model.losses = torch.compile(model.losses)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
                             eps=cfg.eps, weight_decay=cfg.weight_decay)
     sched = warmup_linear_schedule(opt, 1, 10 ** 6)
     rng = np.random.default_rng(0)
     n_stocks, k_stocks = len(data.tickers), cfg.stocks_per_step
-    seconds = []
+    seconds, first = [], float("nan")
     for k in range(n_steps + 1):
         started = time.perf_counter()
         batch = np.sort(rng.choice(ends, cfg.batch_size, replace=False))
@@ -112,7 +118,10 @@ def time_steps(predictor, data, split, n_steps: int) -> tuple[list[float], int, 
         train_step(model, make_batch(data, batch, history, stocks), opt, sched, cfg.grad_clip)
         if k:                                     # the first step warms up allocators
             seconds.append(time.perf_counter() - started)
-    return seconds, len(ends) // cfg.batch_size, sum(p.numel() for p in model.parameters())
+        else:
+            first = time.perf_counter() - started
+    return (seconds, len(ends) // cfg.batch_size, sum(p.numel() for p in model.parameters()),
+            first)
 
 
 def bench_model(text: str, args, data, split) -> dict:
@@ -126,13 +135,15 @@ def bench_model(text: str, args, data, split) -> dict:
         common["stocks_per_step"] = args.stocks_per_step or None
     probe = cls(**common)
     load = os.getloadavg()[0]
-    steps, per_epoch, n_params = time_steps(probe, data, split, args.steps)
+    steps, per_epoch, n_params, first = time_steps(probe, data, split, args.steps, args.compile)
     step_s = statistics.median(steps)
     row = {"model": text, "load": load, "params": n_params,
            "stocks/step": probe.train_config.stocks_per_step or len(data.tickers),
            "steps/epoch": per_epoch, "s/step": step_s,
            "epoch s (est)": step_s * per_epoch, "epoch s (measured)": float("nan"),
            "preset epochs": probe.train_config.epochs}
+    if args.compile:
+        row["compile s"] = first
     if args.valid_seconds:
         from storm_bt.models.neural.training import valid_rank_ic
 
@@ -188,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stocks drawn per training step (0 = all; default: the preset's)")
     parser.add_argument("--valid-seconds", action="store_true",
                         help="also time one validation pass and add it to the epoch estimate")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model's loss before timing the steps")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.data.exists():
