@@ -21,7 +21,8 @@ The steps use the preset's ``stocks_per_step`` (a random subset of the stocks pe
 validation pass (every stock, every valid day, what each epoch adds), so that
 "epoch s (est)" = steps x s/step + valid s (validation over the preset's ``valid_stocks``).
 ``--compile`` wraps the model's loss in ``torch.compile`` (inductor) before the steps; the
-untimed warm-up step then includes the compilation, reported as "compile s".
+untimed warm-up step then includes the compilation, reported as "compile s" (the steps
+only: the one-epoch fit and inference stay eager).
 "rss GB" is the process's peak resident memory so far (the feature build's peak included:
 features are computed once per process), "rss now GB" its current resident memory.
 """
