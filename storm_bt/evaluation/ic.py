@@ -122,6 +122,17 @@ def _ir(values: pd.Series) -> float:
     return float(values.mean()) / sd if sd > 0 else float("nan")
 
 
+def _summary(ic: pd.Series, ric: pd.Series, n: np.ndarray) -> dict[str, float]:
+    """IC, ICIR, RankIC, RankICIR of the daily series, and n_days from the per-date counts."""
+    return {
+        "IC": float(ic.mean()) if len(ic) else float("nan"),
+        "ICIR": _ir(ic),
+        "RankIC": float(ric.mean()) if len(ric) else float("nan"),
+        "RankICIR": _ir(ric),
+        "n_days": float(np.count_nonzero(n >= MIN_TICKERS)),
+    }
+
+
 def ic_summary(pred: pd.DataFrame, realised: pd.DataFrame, parity: bool = False) -> dict[str, float]:
     """IC, ICIR, RankIC, RankICIR (means and mean/std of the daily series) and n_days.
 
@@ -129,16 +140,8 @@ def ic_summary(pred: pd.DataFrame, realised: pd.DataFrame, parity: bool = False)
     `parity`, also CodedRankIC and CodedRankICIR as STORM's code reports them:
     mean(coded_t) / (std(coded_t, ddof=1) + 1e-6), 0 for a single day (NaN for none).
     """
-    n = _paired(pred, realised)[2]
-    ic = daily_ic(pred, realised)
-    ric = daily_rank_ic(pred, realised)
-    out = {
-        "IC": float(ic.mean()) if len(ic) else float("nan"),
-        "ICIR": _ir(ic),
-        "RankIC": float(ric.mean()) if len(ric) else float("nan"),
-        "RankICIR": _ir(ric),
-        "n_days": float(np.count_nonzero(n >= MIN_TICKERS)),
-    }
+    out = _summary(daily_ic(pred, realised), daily_rank_ic(pred, realised),
+                   _paired(pred, realised)[2])
     if parity:
         coded = coded_rank_ic(pred, realised)
         out["CodedRankIC"] = float(coded.mean()) if len(coded) else float("nan")
@@ -211,9 +214,8 @@ def score_predictions(pred: pd.DataFrame, realised: pd.DataFrame,
     top score quantile's return minus the bottom one's; and the daily series behind them,
     a frame indexed by date with columns IC and RankIC."""
     realised = realised.reindex(index=pred.index, columns=pred.columns)
-    scores = ic_summary(pred, realised)
+    ic, ric = daily_ic(pred, realised), daily_rank_ic(pred, realised)
+    scores = _summary(ic, ric, _paired(pred, realised)[2])        # as ic_summary, once
     spread = quantile_returns(pred, realised, n_quantiles).spread
     scores["Q5_Q1"] = float(spread.mean()) if len(spread) else float("nan")
-    daily = pd.DataFrame({"IC": daily_ic(pred, realised),
-                          "RankIC": daily_rank_ic(pred, realised)})
-    return scores, daily
+    return scores, pd.DataFrame({"IC": ic, "RankIC": ric})
