@@ -51,7 +51,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_model_arguments(parser: argparse.ArgumentParser, single_model: bool = True) -> None:
     """--model (when the command runs one model), --preset, --epochs, --device, --threads,
-    --cache-dir, --retrain."""
+    --cache-dir, --retrain, --set."""
     g = parser.add_argument_group("model")
     if single_model:
         g.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_NAMES,
@@ -68,6 +68,11 @@ def add_model_arguments(parser: argparse.ArgumentParser, single_model: bool = Tr
                    help="checkpoint cache; a matching checkpoint is reused instead of retraining")
     g.add_argument("--retrain", action="store_true",
                    help="train even when a matching checkpoint is cached")
+    g.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="[MODEL:]KEY=VALUE",
+                   help="change a model or training setting of the preset, for every neural "
+                        "model or for MODEL alone (repeatable), e.g. --set stocks_per_step=128 "
+                        "--set storm:ts_patch=8; recorded in config.json and the checkpoint key")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, seeds: bool = False) -> None:
@@ -139,7 +144,8 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
     if args.threads is not None or jobs > 1:
         plan_threads(jobs, threads)
     return ModelSettings(preset=args.preset, epochs=args.epochs, device=args.device,
-                         threads=threads, cache_dir=args.cache_dir, retrain=args.retrain)
+                         threads=threads, cache_dir=args.cache_dir, retrain=args.retrain,
+                         overrides=tuple(args.overrides))
 
 
 def seeds(args: argparse.Namespace) -> tuple[int, ...]:

@@ -59,9 +59,12 @@ def markdown(result: FactorsResult) -> str:
     """The printed report: the score table and the paired comparison with STORM."""
     test_start, test_end = result.split.test
     seeds = " ".join(map(str, result.config.seeds))
+    overrides = result.config.model_settings.overrides
+    changed = f", settings changed: {' '.join(overrides)}" if overrides else ""
     return report(result.table, result.comparison,
                   f"Factor evaluation, test period {test_start.date()} .. {test_end.date()}, "
-                  f"{len(result.panel.tickers)} tickers, seeds {seeds}", result.ensembles)
+                  f"{len(result.panel.tickers)} tickers, seeds {seeds}{changed}",
+                  result.ensembles)
 
 
 def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str,
@@ -109,6 +112,7 @@ SHARED_SETTINGS = ("data.fingerprint", "data.tickers", "data.fields", "data.firs
                    "data.last_date", "data.n_dates", "split.train_start", "split.valid_start",
                    "split.test_start", "split.test_end", "config.data.membership",
                    "config.model_settings.preset", "config.model_settings.epochs",
+                   "config.model_settings.overrides",
                    "config.quantiles", "config.refit_every", "config.train_window")
 
 
@@ -132,6 +136,9 @@ def merge_runs(folders: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                 raise StormBtError(f"{folder / name}: missing; pass folders written by "
                                    f"'python -m storm_bt.backtest factors --out DIR'")
         record = json.loads((folder / "config.json").read_text())
+        settings = record.get("config", {}).get("model_settings")
+        if isinstance(settings, dict):           # runs recorded before --set had none
+            settings.setdefault("overrides", [])
         if first is None:
             first = (folder, record)
         differ = [key for key in SHARED_SETTINGS

@@ -77,6 +77,7 @@ class FactorsConfig:
         for name in self.models:
             model_spec(name, flag="--models")
         object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
+        self.model_settings.check_models(self.models)
         if not self.seeds:
             raise StormBtError("--seeds: give at least one seed")
         object.__setattr__(self, "seeds", tuple(dict.fromkeys(int(s) for s in self.seeds)))

@@ -112,6 +112,7 @@ class PortfolioConfig:
 
     def __post_init__(self) -> None:
         model_spec(self.model)
+        self.model_settings.check_models([self.model])
         check_refits(self.refit_every, self.train_window)
         object.__setattr__(self, "ensemble", tuple(dict.fromkeys(int(s) for s in self.ensemble)))
         if len(self.ensemble) == 1:

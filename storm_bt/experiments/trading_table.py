@@ -118,6 +118,8 @@ class TradingTableConfig:
         if not models:
             raise StormBtError("--models: give at least one model")
         object.__setattr__(self, "models", models)
+        from storm_bt.models.registry import MODELS
+        self.model_settings.check_models([m for m in models if m in MODELS])
         seeds = tuple(dict.fromkeys(self.seeds))
         if not seeds or not all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds):
             raise StormBtError(f"--seeds {' '.join(map(str, self.seeds))}: give one or more "

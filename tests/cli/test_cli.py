@@ -305,6 +305,33 @@ def test_threads_reach_lightgbm_and_seeds_are_recorded_as_given(tmp_path):
     assert record["config"]["model_settings"]["threads"] == 1
 
 
+def test_set_changes_the_fit_is_recorded_and_reruns(tmp_path):
+    """--set reaches the model and its training, keys the checkpoint (a fit without it is not
+    reused) and is recorded, so --config reruns it."""
+    base = ["factors", *SLICE, "--test-end", "2018-06-29", "--models", "storm", "--preset",
+            "tiny", "--epochs", "1", "--threads", "1", "--seeds", "1",
+            "--cache-dir", str(tmp_path / "cache"), "--log-level", "WARNING"]
+    changed = ["--set", "storm:d_model=16", "--set", "stocks_per_step=4"]
+    assert main([*base, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*base, *changed, "--out", str(tmp_path / "set")]) == 0
+    plain = json.loads((tmp_path / "plain" / "config.json").read_text())
+    record = json.loads((tmp_path / "set" / "config.json").read_text())
+    assert record["config"]["model_settings"]["overrides"] == ["storm:d_model=16",
+                                                              "stocks_per_step=4"]
+    assert plain["config"]["model_settings"]["overrides"] == []
+    storm, storm_plain = record["models"]["storm"], plain["models"]["storm"]
+    assert storm["model"]["d_model"] == 16 and storm_plain["model"]["d_model"] == 32
+    assert storm["train"]["stocks_per_step"] == 4
+    set_table = pd.read_csv(tmp_path / "set" / "factors.csv")
+    assert not set_table.equals(pd.read_csv(tmp_path / "plain" / "factors.csv"))
+    assert "settings changed: storm:d_model=16 stocks_per_step=4" in \
+        (tmp_path / "set" / "factors.md").read_text()
+    assert main(["factors", "--config", str(tmp_path / "set" / "config.json"),
+                 "--out", str(tmp_path / "again"), "--log-level", "WARNING"]) == 0
+    assert (tmp_path / "again" / "factors.csv").read_bytes() == \
+        (tmp_path / "set" / "factors.csv").read_bytes()
+
+
 # ------------------------------------------------------------------ errors before any work
 @pytest.mark.parametrize("argv, needle", [
     (["portfolio", "--optimizer", "topk", "--topk", "3", "--n-drop", "5"], "--n-drop 5"),
@@ -321,6 +348,13 @@ def test_threads_reach_lightgbm_and_seeds_are_recorded_as_given(tmp_path):
     (["factors", "--quantiles", "1"], "--quantiles 1"),
     (["factors", "--model", "lightgbm"], "unrecognized arguments: --model"),
     (["factors", "--models", "alphago"], "alphago"),
+    (["factors", "--models", "storm", "--set", "storm:foo=1"], "--set: storm: unknown setting 'foo'"),
+    (["factors", "--models", "storm", "lstm", "--set", "enc_depth=1"],
+     "--set: lstm: unknown setting 'enc_depth'"),
+    (["factors", "--set", "epochs=3"], "epochs has its own flag (--epochs)"),
+    (["factors", "--set", "stocks_per_step"], "write KEY=VALUE or MODEL:KEY=VALUE"),
+    (["portfolio", "--model", "storm", "--set", "lstm:hidden=8"], "lstm is not among"),
+    (["portfolio", "--set", "lightgbm:num_leaves=8"], "lightgbm has no preset settings"),
 ])
 def test_bad_flags_fail_before_any_data_is_read(tmp_path, monkeypatch, capsys, argv, needle):
     """Each of these used to fail only after training (or, for --model, ran every model)."""
