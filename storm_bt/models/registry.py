@@ -109,7 +109,6 @@ class ModelSettings:
         if self.device not in DEVICES:
             raise StormBtError(f"--device {self.device!r}: use one of {', '.join(DEVICES)}")
 
-
     def overrides_for(self, name: str) -> dict:
         """The settings ``--set`` gives model ``name``: its own items after the general ones."""
         general, own = {}, {}

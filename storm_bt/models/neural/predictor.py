@@ -11,6 +11,7 @@ The checkpoint cache (keys, atomic writes, safe reads, one trainer per key) is
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -236,10 +237,31 @@ class TorchPredictor(Predictor):
         return self.frame(data, idx, values)
 
 
+def _same_kind(model_name: str, key: str, current, value):
+    """``value`` if it is of the preset value's kind (bool, integer, real, text, sequence)."""
+    if current is None:
+        return value
+    kinds = ((bool, lambda v: isinstance(v, (bool, np.bool_)), "True or False"),
+             (numbers.Integral, lambda v: isinstance(v, numbers.Integral)
+              and not isinstance(v, (bool, np.bool_)), "an integer"),
+             (numbers.Real, lambda v: isinstance(v, numbers.Real)
+              and not isinstance(v, (bool, np.bool_)), "a number"),
+             (str, lambda v: isinstance(v, str), "text"),
+             ((tuple, list), lambda v: isinstance(v, (tuple, list)), "a tuple"))
+    for kind, fits, label in kinds:
+        if isinstance(current, kind):
+            if not fits(value):
+                raise StormBtError(f"{model_name}: setting {key}={value!r}: expected {label} "
+                                   f"(the preset has {current!r})")
+            return value
+    return value
+
+
 def apply_overrides(model_config, train_config: TrainConfig, overrides: Mapping, model_name: str):
     """Route ``name=value`` overrides to the model or the train config; unknown names fail.
 
-    A ``None`` value keeps the preset's setting (so CLI flags left unset change nothing).
+    A ``None`` value keeps the preset's setting (so CLI flags left unset change nothing). A
+    value of another kind than the preset's (text for a number, a float for a count) fails.
     """
     model_fields = {f.name for f in fields(model_config)}
     train_fields = {f.name for f in fields(train_config)}
@@ -248,9 +270,9 @@ def apply_overrides(model_config, train_config: TrainConfig, overrides: Mapping,
         if value is None:
             continue
         if key in model_fields:
-            to_model[key] = value
+            to_model[key] = _same_kind(model_name, key, getattr(model_config, key), value)
         elif key in train_fields:
-            to_train[key] = value
+            to_train[key] = _same_kind(model_name, key, getattr(train_config, key), value)
         else:
             raise StormBtError(
                 f"{model_name}: unknown setting {key!r}; model settings: "
