@@ -63,6 +63,22 @@ def test_runs_of_other_training_settings_are_refused(runs, tmp_path):
         merge_runs([runs / "one", other])
 
 
+def test_runs_of_other_set_overrides_are_refused_and_older_records_have_none(runs, tmp_path):
+    other, older = tmp_path / "other", tmp_path / "older"
+    shutil.copytree(runs / "two", other)
+    shutil.copytree(runs / "two", older)
+    record = json.loads((other / "config.json").read_text())
+    record["config"]["model_settings"]["overrides"] = ["stocks_per_step=128"]
+    (other / "config.json").write_text(json.dumps(record))
+    with pytest.raises(StormBtError, match="model_settings.overrides differs"):
+        merge_runs([runs / "one", other])
+    record = json.loads((older / "config.json").read_text())
+    del record["config"]["model_settings"]["overrides"]      # recorded before --set existed
+    (older / "config.json").write_text(json.dumps(record))
+    table, _, _ = merge_runs([runs / "one", older])
+    assert table["seed"].tolist() == [1, 2]
+
+
 def test_the_same_file_named_by_another_path_merges_other_prices_do_not(runs, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(runs / "two", other)
