@@ -28,7 +28,7 @@ from storm_bt.models.neural.checkpoint import (DEFAULT_CACHE_DIR, CHECKPOINT_FOR
                                                checkpoint_key, data_identity, key_lock,
                                                load_checkpoint, save_checkpoint, versions)
 from storm_bt.models.neural.training import (
-    PREDICT_STOCK_WINDOWS, RUNTIME_FIELDS, TrainConfig, TrainResult, predict_windows,
+    PREDICT_STOCK_WINDOWS, TrainConfig, TrainResult, predict_windows, train_identity,
     train_model,
 )
 from storm_bt.models.neural.distributed import is_main_process, world_size
@@ -146,8 +146,7 @@ class TorchPredictor(Predictor):
         # Checkpoints written before the field existed hold weights of version 1.
         saved["weights_version"] = payload.get("weights_version", 1)
         if isinstance(saved["train_config"], Mapping):
-            saved["train_config"] = {k: v for k, v in saved["train_config"].items()
-                                     if k not in RUNTIME_FIELDS}
+            saved["train_config"] = train_identity(saved["train_config"])
         diffs = differences(saved, wanted)
         if diffs:
             shown = "; ".join(f"{d}: checkpoint {short(lookup(saved, d))}, "

@@ -23,6 +23,10 @@ Training (STORM_SPEC section 4, with the section 11 CPU schedule):
   warmup steps and e >= k, or the last epoch), s_e drives early stopping (``patience``
   such epochs without a new best) and the weights of the best s_e epoch are restored
   (``valid_stocks = k``: the RankIC is taken across a fixed seeded subset of k stocks);
+- with ``weight_ema = d``, a bias-corrected moving average of the parameters
+  (`averaging.ParameterAverage`: theta_bar_k = a_k / (1 - d^k), a_k = d a_{k-1} + (1 - d)
+  theta_k) is what validation scores, selection compares and the restored weights hold;
+  training itself always steps the live parameters;
 - a model with ``diagnostics(batch)`` reports, after every epoch, its diagnostics on a
   fixed training batch of 8 windows (for STORM: each loss term's share of the encoder
   gradient, the KL, the posterior's RankIC on the training labels), logged with the
@@ -33,6 +37,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -44,6 +50,7 @@ from tqdm.auto import tqdm
 from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.errors import StormBtError
 from storm_bt.evaluation.ic import daily_rank_ic
+from storm_bt.models.neural.averaging import ParameterAverage
 from storm_bt.models.neural.batch import Batch, make_batch
 from storm_bt.models.neural.distributed import ddp_wrap, is_main_process, shard, world_size
 from storm_bt.runtime import resolve_device, seed_everything
@@ -91,6 +98,9 @@ class TrainConfig:
     select_smooth: int = 3
     #: per-epoch model diagnostics on a fixed training batch (when the model has them)
     diagnostics: bool = True
+    #: decay of an exponential moving average of the parameters (`averaging`), used for
+    #: validation, model selection and the restored weights; 0 = the live weights
+    weight_ema: float = 0.0
     num_threads: int = 2
     device: str = "auto"
     progress: bool = True
@@ -110,6 +120,9 @@ class TrainConfig:
                                "or None for all")
         if self.select_smooth < 1:
             raise StormBtError(f"select_smooth={self.select_smooth}: use 1 or more epochs")
+        if not 0.0 <= self.weight_ema < 1.0:
+            raise StormBtError(f"weight_ema={self.weight_ema}: use a decay in [0, 1) "
+                               "(0 = no averaging)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise StormBtError(f"device={self.device!r}: use 'auto', 'cpu' or 'cuda'")
 
@@ -120,8 +133,15 @@ class TrainConfig:
         return d
 
     def identity(self) -> dict:
-        """The settings that define the trained weights (runtime settings left out)."""
-        return {k: v for k, v in self.as_dict().items() if k not in RUNTIME_FIELDS}
+        """The settings that define the trained weights (`train_identity`)."""
+        return train_identity(self.as_dict())
+
+
+def train_identity(settings: Mapping) -> dict:
+    """The train settings that define the trained weights: runtime settings left out, and
+    ``weight_ema`` only when set, so fits without it keep the keys they had before it."""
+    return {k: v for k, v in settings.items()
+            if k not in RUNTIME_FIELDS and not (k == "weight_ema" and not v)}
 
 
 @dataclass
@@ -307,11 +327,13 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
                                   eps=cfg.eps, weight_decay=cfg.weight_decay)
     scheduler = warmup_linear_schedule(optimizer, warmup_steps, total_steps)
+    average = ParameterAverage(model, cfg.weight_ema) if cfg.weight_ema else None
     n_params = sum(p.numel() for p in model.parameters())
     log.info("%s: %d parameters, %d train / %d valid windows, %d steps/epoch x %d epochs on %s"
              "%s", name, n_params, len(train_ends), len(valid_ends), steps_per_epoch, cfg.epochs,
              device, (f", {subset} of {n_stocks} stocks per step" if subset else "")
-             + (f", DDP over {world_size()} ranks" if world_size() > 1 else ""))
+             + (f", DDP over {world_size()} ranks" if world_size() > 1 else "")
+             + (f", parameter EMA {cfg.weight_ema} for selection" if average else ""))
 
     history_log: list[EpochLog] = []
     raw_ics: list[float] = []
@@ -332,6 +354,8 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
             ends = np.sort(order[step * batch_size: (step + 1) * batch_size])
             batch = make_batch(data, shard(ends), history, draw_stocks(stock_rng))
             terms = train_step(trainer, batch.to(device), optimizer, scheduler, cfg.grad_clip)
+            if average is not None:
+                average.update()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{terms['total']:.4g}", refresh=False)
@@ -342,29 +366,35 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
         diagnostics = ({str(k): float(v) for k, v in
                         model.diagnostics(diag_batch.to(device)).items()}
                        if diag_batch is not None else {})
-        ic = valid_rank_ic(model, data, valid_ends, history, valid_batch, device, valid_subset)
-        raw_ics.append(ic if math.isfinite(ic) else -math.inf)
-        window = raw_ics[-smooth:]
-        smoothed = float(np.mean(window)) if all(map(math.isfinite, window)) else -math.inf
-        entry = EpochLog(epoch, losses, ic, float(optimizer.param_groups[0]["lr"]),
-                         time.perf_counter() - epoch_start, codebook, smoothed, diagnostics)
-        history_log.append(entry)
-        log.info("%s epoch %d/%d: %s | valid RankIC %.4f (smoothed %.4f) | %.1fs%s%s", name,
-                 epoch, cfg.epochs, " ".join(f"{k}={v:.4g}" for k, v in losses.items()), ic,
-                 smoothed, entry.seconds, _format_stats(codebook), _format_stats(diagnostics))
-        eligible = (epoch * steps_per_epoch >= warmup_steps and epoch >= smooth) \
-            or epoch == cfg.epochs
-        if not eligible:
-            continue
-        if best_state is None or smoothed > best_score:
-            best_score, best_epoch, stale = smoothed, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if cfg.patience and stale >= cfg.patience:
-                log.info("%s: early stop after epoch %d (best smoothed valid RankIC %.4f at "
-                         "epoch %d)", name, epoch, best_score, best_epoch)
-                break
+        # validation, selection and the kept weights see the averaged parameters (when
+        # weight_ema is set); the next epoch trains on from the live ones
+        with average.applied() if average is not None else nullcontext():
+            ic = valid_rank_ic(model, data, valid_ends, history, valid_batch, device,
+                               valid_subset)
+            raw_ics.append(ic if math.isfinite(ic) else -math.inf)
+            window = raw_ics[-smooth:]
+            smoothed = float(np.mean(window)) if all(map(math.isfinite, window)) else -math.inf
+            entry = EpochLog(epoch, losses, ic, float(optimizer.param_groups[0]["lr"]),
+                             time.perf_counter() - epoch_start, codebook, smoothed, diagnostics)
+            history_log.append(entry)
+            log.info("%s epoch %d/%d: %s | valid RankIC %.4f (smoothed %.4f) | %.1fs%s%s",
+                     name, epoch, cfg.epochs, " ".join(f"{k}={v:.4g}" for k, v in losses.items()),
+                     ic, smoothed, entry.seconds, _format_stats(codebook),
+                     _format_stats(diagnostics))
+            eligible = (epoch * steps_per_epoch >= warmup_steps and epoch >= smooth) \
+                or epoch == cfg.epochs
+            if not eligible:
+                continue
+            if best_state is None or smoothed > best_score:
+                best_score, best_epoch, stale = smoothed, epoch, 0
+                best_state = {k: v.detach().to("cpu", copy=True)
+                              for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                if cfg.patience and stale >= cfg.patience:
+                    log.info("%s: early stop after epoch %d (best smoothed valid RankIC %.4f "
+                             "at epoch %d)", name, epoch, best_score, best_epoch)
+                    break
     model.load_state_dict(best_state)
     model.eval()
     seconds = time.perf_counter() - started
