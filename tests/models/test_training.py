@@ -14,7 +14,7 @@ from storm_bt.errors import StormBtError
 from storm_bt.models.neural import predictor as torch_predictor
 from planted import planted_feature_set, planted_split
 from storm_bt.models.baselines.lstm import LSTMPredictor
-from storm_bt.models.neural.batch import make_batch, prefetched_batches
+from storm_bt.models.neural.batch import make_batch
 from storm_bt.models.neural.training import TrainConfig, train_model, warmup_linear_schedule
 
 torch.set_num_threads(1)
@@ -265,22 +265,6 @@ def test_a_subset_batch_is_the_full_batch_restricted_to_those_stocks(data):
     assert torch.equal(part.y, full.y[:, stocks])
     assert torch.equal(part.label_mask, full.label_mask[:, stocks])
     np.testing.assert_array_equal(full.x.numpy(), data.windows(ends, 8))
-
-
-def test_prefetched_batches_are_make_batch_in_order_and_raise_where_taken(data):
-    plan = [(np.array([30, 31]), None), (np.array([40, 44]), np.array([0, 2])),
-            (np.array([50]), np.array([1, 3, 5]))]
-    got = list(prefetched_batches(data, plan, 8))
-    assert len(got) == 3
-    for batch, (ends, stocks) in zip(got, plan):
-        expected = make_batch(data, ends, 8, stocks)
-        for name in ("x", "y", "label_mask", "price_mean", "price_std"):
-            assert torch.equal(getattr(batch, name), getattr(expected, name))
-    assert list(prefetched_batches(data, [], 8)) == []
-    broken = prefetched_batches(data, plan[:1] + [(np.array([10 ** 6]), None)], 8)
-    assert next(broken).x.shape[0] == 2                 # the first batch is still delivered
-    with pytest.raises(IndexError):
-        next(broken)
 
 
 class _SeesStocks(torch.nn.Module):

@@ -9,8 +9,6 @@ k stocks costs O(B T k F) whatever the size of the universe.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -64,21 +62,3 @@ def make_batch(data: FeatureSet, ends: np.ndarray, history: int,
         price_mean=torch.from_numpy(np.asarray(pm, dtype=np.float32)),
         price_std=torch.from_numpy(np.asarray(ps, dtype=np.float32)),
     )
-
-
-def prefetched_batches(data: FeatureSet, plan: Sequence[tuple[np.ndarray, np.ndarray | None]],
-                       history: int) -> Iterator[Batch]:
-    """``make_batch(data, ends, history, stocks)`` for each (ends, stocks) of ``plan``, in
-    order, each next batch gathered in a background thread while the caller trains on the
-    current one (numpy releases the GIL while it copies). The batches are exactly those of
-    ``make_batch``; an error in one is raised where that batch is taken."""
-    if not plan:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="storm_bt-batch") as pool:
-        pending = pool.submit(make_batch, data, plan[0][0], history, plan[0][1])
-        for k in range(len(plan)):
-            batch = pending.result()
-            if k + 1 < len(plan):
-                ends, stocks = plan[k + 1]
-                pending = pool.submit(make_batch, data, ends, history, stocks)
-            yield batch

@@ -8,8 +8,7 @@ A torch model is an ``nn.Module`` with two methods:
 Training (STORM_SPEC section 4, with the section 11 CPU schedule):
 
 - samples are the window end indices e of the train range whose label y[e] lies inside it
-  (`FeatureSet.sample_ends`), shuffled each epoch and cut into batches (drop_last); the
-  next batch is gathered in a background thread while the current one trains;
+  (`FeatureSet.sample_ends`), shuffled each epoch and cut into batches (drop_last);
 - with ``stocks_per_step = k``, each step trains on k stocks drawn uniformly without
   replacement (a seeded generator of its own), so a step costs O(B T k F) whatever the
   universe; validation and prediction always score every stock;
@@ -52,7 +51,7 @@ from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.errors import StormBtError
 from storm_bt.evaluation.ic import daily_rank_ic
 from storm_bt.models.neural.averaging import ParameterAverage
-from storm_bt.models.neural.batch import Batch, make_batch, prefetched_batches
+from storm_bt.models.neural.batch import Batch, make_batch
 from storm_bt.models.neural.distributed import ddp_wrap, is_main_process, shard, world_size
 from storm_bt.runtime import resolve_device, seed_everything
 
@@ -347,13 +346,13 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
         if hasattr(model, "reset_codebook_stats"):
             model.reset_codebook_stats()
         order = rng.permutation(train_ends)
-        plan = [(shard(np.sort(order[step * batch_size: (step + 1) * batch_size])),
-                 draw_stocks(stock_rng)) for step in range(steps_per_epoch)]
         sums: dict[str, float] = {}
-        bar = tqdm(prefetched_batches(data, plan, history), total=steps_per_epoch,
-                   desc=f"{name} epoch {epoch}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress and is_main_process()) or None, dynamic_ncols=True)
-        for batch in bar:
+        bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {epoch}/{cfg.epochs}",
+                   leave=False, disable=not (cfg.progress and is_main_process()) or None,
+                   dynamic_ncols=True)
+        for step in bar:
+            ends = np.sort(order[step * batch_size: (step + 1) * batch_size])
+            batch = make_batch(data, shard(ends), history, draw_stocks(stock_rng))
             terms = train_step(trainer, batch.to(device), optimizer, scheduler, cfg.grad_clip)
             if average is not None:
                 average.update()
