@@ -69,6 +69,9 @@ PRESET_SAMPLING: dict = {"stocks_per_step": 64, "valid_stocks": 128}
 
 #: TrainConfig fields that change how fast training runs, not what it produces.
 RUNTIME_FIELDS: tuple[str, ...] = ("device", "num_threads", "progress", "diagnostics")
+#: TrainConfig fields added after checkpoints existed, with their defaults: in a checkpoint's
+#: key (and its recorded train settings) only when set to something else.
+KEYED_WHEN_SET: dict[str, object] = {"weight_ema": 0.0}
 
 
 @dataclass(frozen=True)
@@ -138,10 +141,12 @@ class TrainConfig:
 
 
 def train_identity(settings: Mapping) -> dict:
-    """The train settings that define the trained weights: runtime settings left out, and
-    ``weight_ema`` only when set, so fits without it keep the keys they had before it."""
+    """The train settings that define the trained weights: runtime settings left out, and a
+    field of `KEYED_WHEN_SET` only when it differs from its default, so fits that do not use
+    it keep the checkpoint keys they had before it existed."""
     return {k: v for k, v in settings.items()
-            if k not in RUNTIME_FIELDS and not (k == "weight_ema" and not v)}
+            if k not in RUNTIME_FIELDS
+            and not (k in KEYED_WHEN_SET and v == KEYED_WHEN_SET[k])}
 
 
 @dataclass
@@ -368,33 +373,33 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
                        if diag_batch is not None else {})
         # validation, selection and the kept weights see the averaged parameters (when
         # weight_ema is set); the next epoch trains on from the live ones
-        with average.applied() if average is not None else nullcontext():
+        with _evaluated(average):
             ic = valid_rank_ic(model, data, valid_ends, history, valid_batch, device,
                                valid_subset)
-            raw_ics.append(ic if math.isfinite(ic) else -math.inf)
-            window = raw_ics[-smooth:]
-            smoothed = float(np.mean(window)) if all(map(math.isfinite, window)) else -math.inf
-            entry = EpochLog(epoch, losses, ic, float(optimizer.param_groups[0]["lr"]),
-                             time.perf_counter() - epoch_start, codebook, smoothed, diagnostics)
-            history_log.append(entry)
-            log.info("%s epoch %d/%d: %s | valid RankIC %.4f (smoothed %.4f) | %.1fs%s%s",
-                     name, epoch, cfg.epochs, " ".join(f"{k}={v:.4g}" for k, v in losses.items()),
-                     ic, smoothed, entry.seconds, _format_stats(codebook),
-                     _format_stats(diagnostics))
-            eligible = (epoch * steps_per_epoch >= warmup_steps and epoch >= smooth) \
-                or epoch == cfg.epochs
-            if not eligible:
-                continue
-            if best_state is None or smoothed > best_score:
-                best_score, best_epoch, stale = smoothed, epoch, 0
+        raw_ics.append(ic if math.isfinite(ic) else -math.inf)
+        window = raw_ics[-smooth:]
+        smoothed = float(np.mean(window)) if all(map(math.isfinite, window)) else -math.inf
+        entry = EpochLog(epoch, losses, ic, float(optimizer.param_groups[0]["lr"]),
+                         time.perf_counter() - epoch_start, codebook, smoothed, diagnostics)
+        history_log.append(entry)
+        log.info("%s epoch %d/%d: %s | valid RankIC %.4f (smoothed %.4f) | %.1fs%s%s", name,
+                 epoch, cfg.epochs, " ".join(f"{k}={v:.4g}" for k, v in losses.items()), ic,
+                 smoothed, entry.seconds, _format_stats(codebook), _format_stats(diagnostics))
+        eligible = (epoch * steps_per_epoch >= warmup_steps and epoch >= smooth) \
+            or epoch == cfg.epochs
+        if not eligible:
+            continue
+        if best_state is None or smoothed > best_score:
+            best_score, best_epoch, stale = smoothed, epoch, 0
+            with _evaluated(average):
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                if cfg.patience and stale >= cfg.patience:
-                    log.info("%s: early stop after epoch %d (best smoothed valid RankIC %.4f "
-                             "at epoch %d)", name, epoch, best_score, best_epoch)
-                    break
+        else:
+            stale += 1
+            if cfg.patience and stale >= cfg.patience:
+                log.info("%s: early stop after epoch %d (best smoothed valid RankIC %.4f at "
+                         "epoch %d)", name, epoch, best_score, best_epoch)
+                break
     model.load_state_dict(best_state)
     model.eval()
     seconds = time.perf_counter() - started
@@ -403,6 +408,11 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
              name, seconds, best_epoch, best_ic, best_score)
     return TrainResult(history_log, best_epoch, float(best_ic), len(train_ends),
                        len(valid_ends), seconds, float(best_score))
+
+
+def _evaluated(average: ParameterAverage | None):
+    """The weights to score and keep: the averaged ones with ``weight_ema``, else the live."""
+    return average.applied() if average is not None else nullcontext()
 
 
 def _format_stats(stats: dict) -> str:
