@@ -28,6 +28,9 @@ from storm_bt.errors import StormBtError
 
 #: The fix suggested when an output folder is unusable (the CLI's output flag).
 DEFAULT_HINT = "choose another --out"
+WRITE_PROBE_PREFIX = ".write-probe-"
+"""Name prefix of the probe file `ensure_writable_dir` writes and removes at once; another
+process's probe may be seen for a moment, so it never counts as a file in the folder."""
 
 
 def _cannot_write(path: Path, reason: str, hint: str) -> StormBtError:
@@ -60,7 +63,7 @@ def ensure_writable_dir(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Pa
         StormBtError: e.g. "cannot write to runs/x: permission denied; choose another --out".
     """
     folder = _make_dir(Path(path), hint)
-    probe = folder / f".write-probe-{secrets.token_hex(4)}"
+    probe = folder / f"{WRITE_PROBE_PREFIX}{secrets.token_hex(4)}"
     try:
         with open(probe, "x"):
             pass

@@ -181,11 +181,16 @@ def run_folder(args: argparse.Namespace, command: str) -> Path:
 
     The folder is only checked here (a folder this creates for the check is removed again);
     the run's files are staged and moved into it when all are written, so a failed run
-    leaves no folder behind.
+    leaves no folder behind. Under torchrun only rank 0 writes, so only rank 0 checks: the
+    other ranks' write probes would otherwise race its emptiness check.
     """
-    from reports.io import check_writable_dir
+    from reports.io import WRITE_PROBE_PREFIX, check_writable_dir
 
     out = Path(args.out or os.path.join("runs", f"{command}-{_dt.datetime.now():%Y%m%d-%H%M%S}"))
-    if out.is_dir() and any(out.iterdir()) and not getattr(args, "overwrite", False):
+    if not writes_outputs():
+        return out
+    held = out.is_dir() and any(not entry.name.startswith(WRITE_PROBE_PREFIX)
+                                for entry in out.iterdir())
+    if held and not getattr(args, "overwrite", False):
         raise StormBtError(f"--out {out} already holds files; choose another --out or pass --overwrite")
     return check_writable_dir(out)

@@ -388,6 +388,29 @@ def test_existing_out_with_files_needs_overwrite(tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
 
 
+def test_out_check_ignores_write_probes_and_runs_on_rank_0_only(tmp_path, monkeypatch):
+    """Under torchrun every rank parses the same --out; a rank's write probe, seen for a
+    moment by rank 0's emptiness check, once failed a DDP run with "already holds files"."""
+    import argparse
+
+    from storm_bt.backtest.common import run_folder
+    from storm_bt.errors import StormBtError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".write-probe-0123abcd").write_text("")
+    args = argparse.Namespace(out=str(out), overwrite=False)
+    assert run_folder(args, "factors") == out
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(StormBtError, match="already holds files"):
+        run_folder(args, "factors")
+    monkeypatch.setenv("RANK", "1")  # a rank that never writes neither checks nor probes
+    assert run_folder(argparse.Namespace(out=str(tmp_path / "absent"), overwrite=False),
+                      "factors") == tmp_path / "absent"
+    assert run_folder(args, "factors") == out
+    assert not (tmp_path / "absent").exists()
+
+
 def test_help_is_fast_and_loads_no_heavy_package():
     code = ("import sys, io, contextlib\n"
             "from storm_bt.backtest.cli import build_parser\n"
