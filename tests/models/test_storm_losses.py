@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from storm_bt.models.storm import StormModel, tiny
-from storm_bt.models.neural.targets import cross_sectional_zscore, masked_mse
+from storm_bt.models.neural.targets import (cross_sectional_rank_gauss, cross_sectional_zscore,
+                                          masked_mse)
 from storm_bt.models.storm import losses as L
 from storm_bt.models.storm.synthetic import random_batch
 
@@ -130,6 +131,34 @@ def test_cs_zscore_uses_only_labelled_stocks():
     z = cross_sectional_zscore(y, mask)
     assert torch.allclose(z[0], torch.tensor([-1.0, 1.0, 0.0]), atol=1e-5)
     assert z[1].tolist() == [0.0, 0.0, 0.0]  # one label: nothing to compare
+
+
+def test_cs_rank_gauss_is_the_standardised_normal_score_of_the_average_rank():
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    y = torch.tensor([[0.03, -0.01, 0.5, -0.01, 9.0, 0.0], [2.0, 1.0, 0.0, 0.0, 0.0, 0.0]],
+                     dtype=torch.float64)
+    mask = torch.tensor([[True, True, True, True, False, True], [True, True, False] + [False] * 3])
+    g = cross_sectional_rank_gauss(y, mask)
+    row = y[0, mask[0]].numpy()
+    expected = ndtri((rankdata(row) - 0.5) / len(row))  # ties share their mean rank
+    expected = (expected - expected.mean()) / expected.std()
+    assert np.allclose(g[0, mask[0]].numpy(), expected, atol=1e-5)
+    assert g[0, 1] == g[0, 3] and g[0, 4] == 0.0   # the tie; the unlabelled stock
+    assert np.allclose(g[1].numpy(), [1, -1, 0, 0, 0, 0], atol=1e-5)  # two labels: ±1
+    # order is all it sees: an increasing transform, or an extreme return, changes nothing
+    assert torch.allclose(cross_sectional_rank_gauss(torch.sinh(30 * y), mask), g)
+    assert cross_sectional_rank_gauss(y, torch.zeros_like(mask)).abs().sum() == 0
+
+
+def test_model_label_norm_cs_rank_fits_rank_scores():
+    cfg = replace(tiny.with_data(6, 12, ("open", "high", "low", "close", "adj_close")),
+                  label_norm="cs_rank")
+    batch = random_batch(cfg, n=3)
+    y, mask = StormModel(cfg)._labels(batch)
+    assert torch.equal(y, cross_sectional_rank_gauss(batch.y * batch.label_mask.bool(), mask))
+    assert not torch.allclose(y, cross_sectional_zscore(batch.y, mask))
 
 
 def _recon_by_hand(model, batch, n_stocks):

@@ -29,7 +29,7 @@ _CHOICES = {
     "codebook_update": ("ema", "grad"),
     "diversity": ("scaled", "fixed", "parity"),
     "clip_mode": ("mean", "token0"),
-    "label_norm": ("none", "cs_zscore"),
+    "label_norm": ("none", "cs_zscore", "cs_rank"),
     "ret_loss": ("mse", "nll", "sample"),
     "recon_reduction": ("mean", "sum"),
     "ts_input": ("stem", "features"),

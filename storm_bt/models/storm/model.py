@@ -17,7 +17,8 @@ q_ts] ] (B, M, 2d), M = T + T/p, and one embedding per stock e_s = [mean_j, last
 [z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
 stock_embedding="tokens", the stem alone for CS only): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
-with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"):
+with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"; "cs_rank" its
+standardised rank-Gaussian score, "none" the raw return):
 
     total = sum_b [w_c commit_b + w_d div_b + w_o orth_b (+ w_e codebook_b in grad mode)]
           + w_clip CLIP(pool z_cs, pool z_ts)                           (both branches)
@@ -45,7 +46,8 @@ from torch import nn
 from storm_bt.errors import StormBtError
 from storm_bt.models.neural.batch import Batch
 from storm_bt.models.neural.diagnostics import gradient_shares, mean_rank_ic
-from storm_bt.models.neural.targets import cross_sectional_zscore, masked_mse
+from storm_bt.models.neural.targets import (cross_sectional_rank_gauss, cross_sectional_zscore,
+                                          masked_mse)
 from storm_bt.models.storm import losses as L
 from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.factor_head import FactorHead
@@ -191,6 +193,8 @@ class StormModel(nn.Module):
         y = batch.y * mask
         if self.config.label_norm == "cs_zscore":
             y = cross_sectional_zscore(y, mask)
+        elif self.config.label_norm == "cs_rank":
+            y = cross_sectional_rank_gauss(y, mask)
         return y, mask
 
     # ------------------------------------------------------------------ public API
