@@ -13,6 +13,10 @@ so a prediction at t never depends on data after t; the schedule depends only on
 start and N, so cutting the data at any date leaves every earlier block unchanged. Block 0
 trains and validates on exactly the split's own ranges, as the single fit does. Each
 refit's checkpoint has its own key (its split is part of the key).
+
+The same blocks serve walk-forward *validation* (`pretest_split`): the K blocks just before
+the test start, each predicted by its own fit, score a setting out of sample on several
+years without touching the test period (benchmarks/walk_forward_validation.py).
 """
 from __future__ import annotations
 
@@ -69,6 +73,27 @@ def refit_splits(dates: pd.DatetimeIndex, split: Split, every: int,
         splits.append(Split(train_start, valid_start, test_start, dates[int(block[-1])],
                             source="refit", reason=f"refit every {every} days"))
     return splits
+
+
+def pretest_split(dates: pd.DatetimeIndex, cutoff: pd.Timestamp, folds: int, block_days: int,
+                  valid_days: int, train_start: pd.Timestamp) -> Split:
+    """The split whose 'test' range is the ``folds`` × ``block_days`` trading days before
+    ``cutoff`` less the last one, for walk-forward *validation*: `refit_splits(dates, split,
+    block_days)` cuts it into ``folds`` blocks, each predicted by a fit that selects its epoch
+    on the ``valid_days`` before the block. The day before ``cutoff`` is left out because
+    its label is the return into ``cutoff``, so no block's score reads a price on or after
+    ``cutoff`` (the test period's start).
+    """
+    before = np.flatnonzero(dates < cutoff)
+    first = before.size - folds * block_days
+    if folds < 1 or block_days < 2 or first - valid_days < 0 \
+            or dates[first - valid_days] <= train_start:
+        raise StormBtError(f"{folds} folds of {block_days} days before {cutoff.date()}, with "
+                           f"{valid_days} validation days, leave no training data after "
+                           f"{train_start.date()}; use fewer or shorter folds")
+    return Split(train_start, dates[first - valid_days], dates[first], dates[before[-2]],
+                 source="walk-forward validation",
+                 reason=f"{folds} blocks of {block_days} days before {cutoff.date()}")
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 from storm_bt.errors import StormBtError
 from storm_bt.experiments import DataConfig, ModelSettings, PortfolioConfig
 from storm_bt.experiments.data import load_experiment_data
-from storm_bt.experiments.walkforward import refit_splits, walk_forward
+from storm_bt.experiments.walkforward import pretest_split, refit_splits, walk_forward
 from storm_bt.features.dataset import build_feature_set
 
 TICKERS = ("AAPL", "AMD", "BAC", "JNJ", "JPM", "KO", "MSFT", "PG", "XOM", "WMT")
@@ -39,6 +39,26 @@ def test_refit_blocks_tile_the_test_period_each_after_its_own_validation():
     rolling = refit_splits(dates, split, every=63, train_window=500)
     for s in rolling[1:]:
         assert ((dates >= s.train_start) & (dates < s.valid_start)).sum() == 500
+
+
+def test_pretest_blocks_end_before_the_cutoff_and_each_is_out_of_sample():
+    dates = pd.bdate_range("2008-01-01", "2021-12-31")
+    cutoff = pd.Timestamp("2021-04-01")
+    split = pretest_split(dates, cutoff, folds=4, block_days=252, valid_days=504,
+                          train_start=pd.Timestamp("2008-04-01"))
+    blocks = refit_splits(dates, split, 252)
+    assert len(blocks) == 4
+    scored = [d for s in blocks for d in dates[(dates >= s.test_start) & (dates <= s.test_end)]]
+    before = dates[dates < cutoff]
+    assert scored == list(before[-4 * 252:-1])  # contiguous, in order, the last day left out
+    # the last scored day's label is the return to the next trading day: still before cutoff
+    assert dates[dates.get_loc(scored[-1]) + 1] < cutoff
+    for s in blocks:
+        assert s.train_start < s.valid_start < s.test_start <= s.test_end < cutoff
+        assert ((dates >= s.valid_start) & (dates < s.test_start)).sum() == 504
+    with pytest.raises(StormBtError, match="use fewer or shorter folds"):
+        pretest_split(dates, cutoff, folds=12, block_days=252, valid_days=504,
+                      train_start=pd.Timestamp("2008-04-01"))
 
 
 def test_refit_settings_are_checked_when_the_config_is_built():
