@@ -404,7 +404,7 @@ def test_out_check_ignores_write_probes_and_runs_on_rank_0_only(tmp_path, monkey
     (out / "keep.txt").write_text("mine")
     with pytest.raises(StormBtError, match="already holds files"):
         run_folder(args, "factors")
-    monkeypatch.setenv("RANK", "1")  # a rank that never writes neither checks nor probes
+    monkeypatch.setenv("RANK", "1")  # a rank that does not write skips the check and the probe
     assert run_folder(argparse.Namespace(out=str(tmp_path / "absent"), overwrite=False),
                       "factors") == tmp_path / "absent"
     assert run_folder(args, "factors") == out
