@@ -71,6 +71,17 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, overrides
 
 
+def load_universe(path: Path, universe: str):
+    """The panel of ``path``; with ``universe == "dj30"``, cut to the STORM_SPEC Dow 30
+    tickers it holds (28 of the 29 in the developers' file), else every ticker."""
+    from storm_bt.data import load_panel
+
+    panel = load_panel(path)
+    if universe == "dj30":
+        panel = panel.select([t for t in DJ30 if t in panel.tickers])
+    return panel
+
+
 def predictor_class(name: str):
     import importlib
 
@@ -213,14 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PREDICTORS)}")
 
-    from storm_bt.data import load_panel
     from storm_bt.features.dataset import Split, build_feature_set
 
     torch.set_num_threads(args.threads)
     logging.getLogger("storm_bt").setLevel(logging.WARNING)
-    panel = load_panel(args.data)
-    if args.universe == "dj30":
-        panel = panel.select([t for t in DJ30 if t in panel.tickers])
+    panel = load_universe(args.data, args.universe)
     tickers = list(panel.tickers)
     started = time.perf_counter()
     data = build_feature_set(panel)

@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench_training import DEFAULT_DATA, DJ30, parse_variant, peak_rss_gb, predictor_class
+from bench_training import (DEFAULT_DATA, load_universe, parse_variant, peak_rss_gb,
+                            predictor_class)
 
 log = logging.getLogger("storm_validation")
 
@@ -47,14 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.exists():
         log.info("SKIP storm_validation: %s not found", args.data)
         return 0
-    from storm_bt.data import load_panel
     from storm_bt.features.dataset import Split, build_feature_set
 
     torch.set_num_threads(args.threads)
-    panel = load_panel(args.data)
-    if args.universe == "dj30":
-        panel = panel.select([t for t in DJ30 if t in panel.tickers])
-    data = build_feature_set(panel)
+    data = build_feature_set(load_universe(args.data, args.universe))
     split = Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),
                   pd.Timestamp("2021-04-01"), data.dates[-1])
     rows = []

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench_training import DEFAULT_DATA, DJ30, parse_variant
+from bench_training import DEFAULT_DATA, load_universe, parse_variant
 
 log = logging.getLogger("walk_forward_validation")
 
@@ -76,19 +76,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    from storm_bt.data import load_panel
+    from storm_bt.errors import StormBtError
     from storm_bt.evaluation.ic import daily_rank_ic
     from storm_bt.evaluation.significance import newey_west_se
     from storm_bt.experiments.walkforward import pretest_split, walk_forward
     from storm_bt.features.dataset import build_feature_set
 
     torch.set_num_threads(args.threads)
-    panel = load_panel(args.data)
-    if args.universe == "dj30":
-        panel = panel.select([t for t in DJ30 if t in panel.tickers])
-    data = build_feature_set(panel)
-    split = pretest_split(data.dates, TEST_START, args.folds, args.block_days, VALID_DAYS,
-                          TRAIN_START)
+    data = build_feature_set(load_universe(args.data, args.universe))
+    try:
+        split = pretest_split(data.dates, TEST_START, args.folds, args.block_days, VALID_DAYS,
+                              TRAIN_START)
+    except StormBtError as exc:
+        parser.error(str(exc))
     realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
     daily: dict[tuple[str, int], pd.Series] = {}
     rows = []
