@@ -8,11 +8,13 @@
 - A sample "ends" at date index e: its window holds rows e-T+1 .. e and its target is y[e].
   A training sample must have its label fully inside the split (date e+1 <= split end), so
   no training label peeks into the next period.
+- A training label of h days (`with_label_horizon`): y_h[e] = prod_{j<h} (1 + y[e+j]) - 1
+  = adj_close[e+h] / adj_close[e] - 1; a sample then needs date e+h <= split end.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -236,6 +238,8 @@ class FeatureSet:
             fields, to map normalised prices back to dollars.
         labels: float32 (D, S), next-day total return (NaN where unknown).
         valid: bool (D, S), True where the stock has a real row on date t.
+        label_horizon: h, the trading days the labels span (1: next-day returns; a labelled
+            sample ending at e needs date e+h inside its range, see `sample_ends`).
     """
 
     dates: pd.DatetimeIndex
@@ -248,6 +252,7 @@ class FeatureSet:
     labels: np.ndarray
     valid: np.ndarray
     fingerprint: str = ""
+    label_horizon: int = 1
 
     @property
     def n_features(self) -> int:
@@ -263,13 +268,14 @@ class FeatureSet:
         """End indices e of windows whose end date lies in [start, end].
 
         Requires a full window (e >= history - 1). With ``labelled`` the label must be known
-        and lie inside the range too (date e+1 <= end), and at least one stock must have it.
+        and lie inside the range too (date e+h <= end, h = ``label_horizon``), and at least
+        one stock must have it.
         """
         idx = self.date_index(start, end)
         idx = idx[idx >= history - 1]
         if labelled:
             hi = int(self.dates.searchsorted(pd.Timestamp(end), side="right"))
-            idx = idx[idx + 1 < hi]
+            idx = idx[idx + self.label_horizon < hi]
             idx = idx[np.isfinite(self.labels[idx]).any(axis=1)]
         return idx
 
@@ -296,6 +302,38 @@ def next_day_return(panel: Panel) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         y[:-1] = np.where(ok, adj[1:] / adj[:-1] - 1.0, np.nan)
     return y
+
+
+def forward_return(next_day: np.ndarray, horizon: int) -> np.ndarray:
+    """y_h[e] = prod_{j<h} (1 + y[e+j]) - 1 from next-day returns y (D, S): the return from
+    the close of e to the close of e+h; NaN where any of the h days is unknown or past the
+    last date."""
+    if horizon < 1:
+        raise StormBtError(f"label horizon {horizon}: use 1 or more trading days")
+    if horizon == 1:
+        return next_day.copy()
+    d = len(next_day)
+    growth = np.full(next_day.shape, np.nan, dtype=np.float64)
+    if horizon <= d:
+        growth[: d - horizon + 1] = 1.0
+        for j in range(horizon):
+            growth[: d - horizon + 1] *= 1.0 + next_day[j: d - horizon + 1 + j]
+    return (growth - 1.0).astype(next_day.dtype)
+
+
+def with_label_horizon(data: FeatureSet, horizon: int) -> FeatureSet:
+    """The feature set with h-day forward returns as labels (the same arrays otherwise).
+
+    Only for training targets: built from next-day labels, so it can only be made once
+    (``data.label_horizon`` must be 1); `sample_ends` then keeps a labelled sample only
+    when its h days lie inside the range.
+    """
+    if horizon == data.label_horizon:
+        return data
+    if data.label_horizon != 1:
+        raise StormBtError(f"labels already span {data.label_horizon} days; build the "
+                           f"{horizon}-day labels from next-day ones")
+    return replace(data, labels=forward_return(data.labels, horizon), label_horizon=horizon)
 
 
 def build_feature_set(panel: Panel, config: FeatureConfig | None = None,

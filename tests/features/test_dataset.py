@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storm_bt.features.dataset import build_feature_set, make_split, next_day_return
+from storm_bt.features.dataset import (build_feature_set, forward_return, make_split,
+                                      next_day_return, with_label_horizon)
 from storm_bt.errors import StormBtError
 
 
@@ -40,6 +41,50 @@ def test_training_samples_keep_their_label_inside_the_range(small_data):
     ends = small_data.sample_ends(start, end, history=64)
     assert small_data.dates[ends].min() >= start
     assert small_data.dates[ends + 1].max() <= end  # the label's day t+1 is inside too
+
+
+def test_an_h_day_label_is_the_return_from_close_e_to_close_e_plus_h(small_panel):
+    y5 = forward_return(next_day_return(small_panel), 5)
+    adj = small_panel.field("adj_close")
+    expected = (adj.shift(-5) / adj - 1).to_numpy()
+    np.testing.assert_allclose(y5[:-5], expected[:-5], rtol=1e-10, atol=1e-14)
+    assert np.isnan(y5[-5:]).all()                   # e+5 is past the last date
+    y = next_day_return(small_panel)
+    y[100, 2] = np.nan                               # one unknown day inside the h days
+    gap = forward_return(y, 3)
+    assert np.isnan(gap[98:101, 2]).all() and np.isfinite(gap[[97, 101], 2]).all()
+    np.testing.assert_array_equal(forward_return(y, 1), y)
+
+
+def test_h_day_training_samples_keep_all_h_days_inside_the_range(small_data):
+    start, end = pd.Timestamp("2014-01-01"), pd.Timestamp("2014-12-31")
+    five = with_label_horizon(small_data, 5)
+    assert five.label_horizon == 5 and five.features is small_data.features
+    ends = five.sample_ends(start, end, history=64)
+    assert small_data.dates[ends + 5].max() <= end < small_data.dates[ends.max() + 6]
+    assert np.isfinite(five.labels[ends]).any(axis=1).all()
+    # validation and prediction keep the next-day label: the original set is unchanged
+    assert small_data.label_horizon == 1
+    assert len(small_data.sample_ends(start, end, history=64)) == len(ends) + 4
+    with pytest.raises(StormBtError, match="already span 5 days"):
+        with_label_horizon(five, 3)
+
+
+def test_h_day_labels_up_to_t_ignore_a_perturbed_future(small_panel):
+    from dataclasses import replace
+
+    values = small_panel.values.copy()
+    t = small_panel.dates.get_loc(pd.Timestamp("2015-06-30"))
+    values[t + 1:] *= np.random.default_rng(1).uniform(0.5, 1.5, size=values[t + 1:].shape)
+    base = with_label_horizon(build_feature_set(small_panel), 5)
+    perturbed = with_label_horizon(build_feature_set(replace(small_panel, values=values)), 5)
+    # y_5[e] reads the closes of e .. e+5: every label whose h days end by t is unchanged
+    np.testing.assert_array_equal(perturbed.labels[: t - 4], base.labels[: t - 4])
+    assert not np.allclose(perturbed.labels[t - 4], base.labels[t - 4])
+    # and so is every training sample of a range that ends at t
+    lo = small_panel.dates[0]
+    np.testing.assert_array_equal(perturbed.sample_ends(lo, small_panel.dates[t], 64),
+                                  base.sample_ends(lo, small_panel.dates[t], 64))
 
 
 def test_features_and_labels_up_to_t_ignore_the_future(small_panel):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from storm_bt.features.dataset import FeatureSet, Split
+from storm_bt.features.dataset import FeatureSet, Split, with_label_horizon
 from storm_bt.errors import StormBtError
 from storm_bt.models.neural import predictor as torch_predictor
 from planted import planted_feature_set, planted_split
@@ -294,6 +294,43 @@ def test_stocks_per_step_trains_on_subsets_and_still_scores_every_stock(data, sp
     assert lstm.train_result["best_valid_rank_ic"] > 0.3        # the planted signal, from subsets
     with pytest.raises(StormBtError, match="stocks_per_step"):
         TrainConfig(stocks_per_step=1)
+
+
+class _SeesLabels(_SeesStocks):
+    """Records every training batch's labels (and which windows they belong to)."""
+
+    def __init__(self):
+        super().__init__()
+        self.labels: list[torch.Tensor] = []
+
+    def losses(self, batch):
+        self.labels.append(batch.y.clone())
+        return super().losses(batch)
+
+
+def test_label_horizon_trains_on_h_day_returns_and_selects_on_next_day_ones(data, split):
+    """With label_horizon=5 every training label is a 5-day forward return of a window
+    whose 5 days end inside the train range; validation still scores the next-day return."""
+    five = with_label_horizon(data, 5)
+    model = _SeesLabels()
+    cfg = TrainConfig(epochs=1, batch_size=16, label_horizon=5, num_threads=1, progress=False,
+                      diagnostics=False, select_smooth=1)
+    result = train_model(model, data, split, history=8, cfg=cfg)
+    ends = five.sample_ends(*split.train, 8)
+    labels = five.labels[ends]
+    assert five.dates[ends.max() + 5] <= split.train[1]
+    seen = torch.cat(model.labels).numpy()
+    # every row seen is the 5-day label of one training window, never a next-day label
+    for row in seen:
+        assert np.isclose(labels, row, atol=1e-7).all(axis=1).any()
+    assert not any(np.isclose(data.labels[ends], row, atol=1e-7).all(axis=1).any()
+                   for row in seen)
+    # selection scored the next-day label: feature 5 carries it, so its RankIC is high
+    assert result.best_valid_rank_ic > 0.5
+    assert "label_horizon" not in TrainConfig().identity()
+    assert TrainConfig(label_horizon=5).identity()["label_horizon"] == 5
+    with pytest.raises(StormBtError, match="label_horizon"):
+        TrainConfig(label_horizon=0)
 
 
 def test_the_schedule_warms_up_then_decays_linearly_to_zero():

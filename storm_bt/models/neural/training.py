@@ -9,6 +9,10 @@ Training (STORM_SPEC section 4, with the section 11 CPU schedule):
 
 - samples are the window end indices e of the train range whose label y[e] lies inside it
   (`FeatureSet.sample_ends`), shuffled each epoch and cut into batches (drop_last);
+- with ``label_horizon = h`` > 1 the training label is the h-day forward return
+  y_h[e] = prod_{j<h} (1 + y[e+j]) - 1 (`features.dataset.with_label_horizon`), and a
+  sample needs its h days inside the train range; validation, selection and prediction
+  stay on the next-day return;
 - with ``stocks_per_step = k``, each step trains on k stocks drawn uniformly without
   replacement (a seeded generator of its own), so a step costs O(B T k F) whatever the
   universe; validation and prediction always score every stock;
@@ -47,7 +51,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from storm_bt.features.dataset import FeatureSet, Split
+from storm_bt.features.dataset import FeatureSet, Split, with_label_horizon
 from storm_bt.errors import StormBtError
 from storm_bt.evaluation.ic import daily_rank_ic
 from storm_bt.models.neural.averaging import ParameterAverage
@@ -71,7 +75,7 @@ PRESET_SAMPLING: dict = {"stocks_per_step": 64, "valid_stocks": 128}
 RUNTIME_FIELDS: tuple[str, ...] = ("device", "num_threads", "progress", "diagnostics")
 #: TrainConfig fields added after checkpoints existed, with their defaults: in a checkpoint's
 #: key (and its recorded train settings) only when set to something else.
-KEYED_WHEN_SET: dict[str, object] = {"weight_ema": 0.0}
+KEYED_WHEN_SET: dict[str, object] = {"weight_ema": 0.0, "label_horizon": 1}
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ class TrainConfig:
     #: decay of an exponential moving average of the parameters (`averaging`), used for
     #: validation, model selection and the restored weights; 0 = the live weights
     weight_ema: float = 0.0
+    #: trading days h of the training label: the h-day forward return (1: next day);
+    #: validation and selection always score the next-day return
+    label_horizon: int = 1
     num_threads: int = 2
     device: str = "auto"
     progress: bool = True
@@ -126,6 +133,9 @@ class TrainConfig:
         if not 0.0 <= self.weight_ema < 1.0:
             raise StormBtError(f"weight_ema={self.weight_ema}: use a decay in [0, 1) "
                                "(0 = no averaging)")
+        if self.label_horizon < 1:
+            raise StormBtError(f"label_horizon={self.label_horizon}: use 1 or more trading "
+                               "days")
         if self.device not in ("auto", "cpu", "cuda"):
             raise StormBtError(f"device={self.device!r}: use 'auto', 'cpu' or 'cuda'")
 
@@ -294,7 +304,9 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
     holding the weights of its best validation epoch.
     """
     device = resolve_device(cfg.device)
-    train_ends = _train_ends(data, split, history, cfg)
+    # the labels the model fits (h-day returns with label_horizon); validation scores `data`
+    train_data = with_label_horizon(data, cfg.label_horizon)
+    train_ends = _train_ends(train_data, split, history, cfg)
     valid_ends = _valid_ends(data, split, history)
     batch_size = min(cfg.batch_size, len(train_ends))
     if batch_size < cfg.batch_size:
@@ -323,7 +335,7 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
     diag_rng = np.random.default_rng([cfg.seed, 2])
     diag_ends = np.sort(diag_rng.choice(train_ends, min(batch_size, DIAGNOSTIC_WINDOWS),
                                         replace=False))
-    diag_batch = make_batch(data, diag_ends, history, draw_stocks(diag_rng)) \
+    diag_batch = make_batch(train_data, diag_ends, history, draw_stocks(diag_rng)) \
         if cfg.diagnostics and hasattr(model, "diagnostics") else None
     model.to(device)
     # Under torchrun each rank computes the losses of its shard of every global batch and
@@ -338,7 +350,8 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
              "%s", name, n_params, len(train_ends), len(valid_ends), steps_per_epoch, cfg.epochs,
              device, (f", {subset} of {n_stocks} stocks per step" if subset else "")
              + (f", DDP over {world_size()} ranks" if world_size() > 1 else "")
-             + (f", parameter EMA {cfg.weight_ema} for selection" if average else ""))
+             + (f", parameter EMA {cfg.weight_ema} for selection" if average else "")
+             + (f", {cfg.label_horizon}-day training labels" if cfg.label_horizon > 1 else ""))
 
     history_log: list[EpochLog] = []
     raw_ics: list[float] = []
@@ -357,7 +370,7 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
                    dynamic_ncols=True)
         for step in bar:
             ends = np.sort(order[step * batch_size: (step + 1) * batch_size])
-            batch = make_batch(data, shard(ends), history, draw_stocks(stock_rng))
+            batch = make_batch(train_data, shard(ends), history, draw_stocks(stock_rng))
             terms = train_step(trainer, batch.to(device), optimizer, scheduler, cfg.grad_clip)
             if average is not None:
                 average.update()
