@@ -297,7 +297,7 @@ def test_stocks_per_step_trains_on_subsets_and_still_scores_every_stock(data, sp
 
 
 class _SeesLabels(_SeesStocks):
-    """Records every training batch's labels (and which windows they belong to)."""
+    """Records every training batch's labels."""
 
     def __init__(self):
         super().__init__()
@@ -331,6 +331,9 @@ def test_label_horizon_trains_on_h_day_returns_and_selects_on_next_day_ones(data
     assert TrainConfig(label_horizon=5).identity()["label_horizon"] == 5
     with pytest.raises(StormBtError, match="label_horizon"):
         TrainConfig(label_horizon=0)
+    # a horizon longer than the train range leaves no sample, and the error says so
+    with pytest.raises(StormBtError, match="500-day label .* lower label_horizon"):
+        train_model(_SeesLabels(), data, split, history=8, cfg=replace(cfg, label_horizon=500))
 
 
 def test_the_schedule_warms_up_then_decays_linearly_to_zero():

@@ -243,9 +243,13 @@ def _train_ends(data: FeatureSet, split: Split, history: int, cfg: TrainConfig) 
     ends = data.sample_ends(*split.train, history)
     if len(ends) == 0:
         lo, hi = (d.date() for d in split.train)
+        h = data.label_horizon
+        label = f"whose {h}-day label ends inside it and " if h > 1 else ""
+        fix = "; or lower label_horizon" if h > 1 else ""
         raise StormBtError(
-            f"no training windows: the train range {lo} .. {hi} has no labelled date with "
-            f"{history} days of history before it; move --train-start or --valid-start")
+            f"no training windows: the train range {lo} .. {hi} has no labelled date {label}"
+            f"with {history} days of history before it; move --train-start or --valid-start"
+            f"{fix}")
     if cfg.max_train_samples and len(ends) > cfg.max_train_samples:
         rng = np.random.default_rng(cfg.seed)
         ends = np.sort(rng.choice(ends, cfg.max_train_samples, replace=False))
