@@ -9,8 +9,9 @@
 # QUEUES: one worker per ';'-separated entry "tag|factors flags|seed seed ...". A worker runs
 # its seeds one after another (`python -m storm_bt.backtest factors --models storm --seeds s
 # ...`, one thread, --device $DEVICE, the checkpoint cache $CACHE), writing
-# $OUTDIR/<tag>_s<seed>/ and $OUTDIR/logs/<tag>_s<seed>.log. A fit still running at
-# TRAIN_SECONDS after the start is stopped (its run writes nothing; it is not counted). Then
+# $OUTDIR/<tag>_s<seed>/ and $OUTDIR/logs/<tag>_s<seed>.log. No seed starts with 20 s or
+# less left; a fit still running at TRAIN_SECONDS after the start is stopped (its run writes
+# nothing; it is not counted). $OUTDIR/logs/progress.txt logs each exit. Then
 # for each tag with two or more finished seeds, `factors` reruns those seeds from the cache
 # (no training) into $OUTDIR/<tag>_ens/, within ENSEMBLE_SECONDS. Seeds and settings are
 # the same flags a CPU run takes: the GPU only makes the grid affordable (issue 9's S&P 500
