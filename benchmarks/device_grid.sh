@@ -29,10 +29,6 @@ EXTRA=${EXTRA:-}            # flags every run takes, e.g. "--preset tiny --epoch
 QUEUES=${QUEUES:?set QUEUES, e.g. "d40||1 2;d128|--set d_model=128|1 2"}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONUNBUFFERED=1
 
-mkdir -p "$OUTDIR/logs" "$CACHE"
-start=$(date +%s)
-deadline=$((start + TRAIN_SECONDS))
-
 factors() {  # factors <out> <log> <seconds> <flags...>
     local out=$1 logfile=$2 seconds=$3; shift 3
     # shellcheck disable=SC2086
@@ -54,12 +50,24 @@ worker() {  # worker <tag> <flags> <seeds...>
     done
 }
 
+# A tag names one setting: its seeds are pooled into one ensemble run with its flags.
 declare -A FLAGS SEEDS
 IFS=';' read -ra entries <<<"$QUEUES"
 for entry in "${entries[@]}"; do
     IFS='|' read -r tag flags seeds <<<"$entry"
+    if [[ -n "${FLAGS[$tag]+set}" && "${FLAGS[$tag]}" != "$flags" ]]; then
+        echo "device_grid.sh: QUEUES entry '$entry': tag '$tag' already has the flags" \
+            "'${FLAGS[$tag]}'; give other flags another tag" >&2
+        exit 2
+    fi
     FLAGS[$tag]=$flags
     SEEDS[$tag]="${SEEDS[$tag]:-} $seeds"
+done
+mkdir -p "$OUTDIR/logs" "$CACHE"
+start=$(date +%s)
+deadline=$((start + TRAIN_SECONDS))
+for entry in "${entries[@]}"; do
+    IFS='|' read -r tag flags seeds <<<"$entry"
     # shellcheck disable=SC2086
     worker "$tag" "$flags" $seeds &
 done

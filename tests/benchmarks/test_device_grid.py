@@ -53,3 +53,12 @@ def test_no_fit_starts_within_20_seconds_of_the_deadline(tmp_path):
     lines = (out / "logs" / "progress.txt").read_text().splitlines()
     assert not [line for line in lines if "seed" in line]
     assert lines[-1].endswith("ensembles done")
+
+
+def test_one_tag_with_two_sets_of_flags_is_refused_before_any_fit(tmp_path):
+    out = tmp_path / "grid"
+    result = _grid(out, "a||1;a|--set d_model=64|2", train_seconds=400)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "tag 'a'" in lines[0] and "another tag" in lines[0]
+    assert "Traceback" not in result.stderr and not out.exists()
