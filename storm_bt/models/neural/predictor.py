@@ -79,6 +79,10 @@ class TorchPredictor(Predictor):
     #: the model code's version in the checkpoint key: raise it when a code change alters
     #: what the same config trains to, so that stale checkpoints are not reused
     weights_version = 1
+    #: model settings added after checkpoints were cached: a setting here enters the key
+    #: (and the stored model_config) only when it differs from the value given, so fits
+    #: that do not use it keep the keys they had before it existed
+    model_keyed_when_set: Mapping[str, object] = {}
 
     def __init__(self, model_name: str, factory: ModelFactory, model_config: Mapping,
                  history: int, train: TrainConfig,
@@ -125,17 +129,23 @@ class TorchPredictor(Predictor):
             return None
         return self.cache_dir / f"{self.name}-{key[:20]}.pt"
 
+    def model_identity(self, model_config: Mapping) -> dict:
+        """The model settings that define the trained weights (`model_keyed_when_set`)."""
+        keyed = self.model_keyed_when_set
+        return {k: v for k, v in model_config.items() if not (k in keyed and v == keyed[k])}
+
     def _payload_expected(self, data: FeatureSet, split: Split) -> dict:
         ident = data_identity(data, split)
+        model_config = self.model_identity(self.model_config)
         return {
             "model_name": self.name,
-            "model_config": self.model_config,
+            "model_config": model_config,
             "history": self.history,
             "train_config": self.train_config.identity(),
             "data": ident,
             "dims": plain(asdict(DataDims.of(data))),
             "weights_version": self.weights_version,
-            "key": checkpoint_key(self.name, {**self.model_config, "history": self.history},
+            "key": checkpoint_key(self.name, {**model_config, "history": self.history},
                                   self.train_config, ident, self.weights_version),
         }
 
@@ -147,6 +157,8 @@ class TorchPredictor(Predictor):
         saved["weights_version"] = payload.get("weights_version", 1)
         if isinstance(saved["train_config"], Mapping):
             saved["train_config"] = train_identity(saved["train_config"])
+        if isinstance(saved["model_config"], Mapping):
+            saved["model_config"] = self.model_identity(saved["model_config"])
         diffs = differences(saved, wanted)
         if diffs:
             shown = "; ".join(f"{d}: checkpoint {short(lookup(saved, d))}, "

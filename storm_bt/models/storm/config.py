@@ -90,6 +90,9 @@ class StormConfig:
     #: each stock's embedding: [mean, last] of its TS tokens plus [mean_t, last] of its stem
     #: ("tokens+stem", D38), or the TS tokens alone ("tokens"); CS only always uses the stem
     stock_embedding: str = "tokens+stem"
+    #: k consecutive CS day tokens averaged into one market token (factor): T/k CS factors;
+    #: 1 = one factor per day (D28). Checkpoint keys hold it only when it is not 1.
+    cs_factor_pool: int = 1
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 
@@ -123,7 +126,7 @@ class StormConfig:
                                    f"choose one of {', '.join(allowed)}")
         positive = ("n_stocks", "n_features", "n_price", "history", "ts_patch", "d_model",
                     "enc_depth", "dec_depth", "n_heads", "codebook_size", "prior_heads",
-                    "fusion_depth")
+                    "fusion_depth", "cs_factor_pool")
         for name in positive:
             if getattr(self, name) < 1:
                 raise StormBtError(f"StormConfig.{name}={getattr(self, name)}: must be >= 1")
@@ -133,6 +136,10 @@ class StormConfig:
         if self.history % self.ts_patch:
             raise StormBtError(f"StormConfig.history={self.history} is not a multiple of "
                                f"ts_patch={self.ts_patch}; pick a patch that divides it")
+        if self.history % self.cs_factor_pool:
+            raise StormBtError(f"StormConfig.history={self.history} is not a multiple of "
+                               f"cs_factor_pool={self.cs_factor_pool}; pick a pool that divides "
+                               "it")
         if self.d_model % self.n_heads:
             raise StormBtError(f"StormConfig.d_model={self.d_model} is not divisible by "
                                f"n_heads={self.n_heads}")
@@ -170,9 +177,15 @@ class StormConfig:
         return self.n_ts_blocks * self.n_stocks
 
     @property
+    def n_cs_factors(self) -> int:
+        """CS market tokens: the T day tokens averaged in blocks of cs_factor_pool days."""
+        return self.history // self.cs_factor_pool
+
+    @property
     def n_factors(self) -> int:
         """M: the number of market tokens (and of latent factors z); independent of S."""
-        return sum(self.n_cs_tokens if b == "cs" else self.n_ts_blocks for b in self.branch_names)
+        return sum(self.n_cs_factors if b == "cs" else self.n_ts_blocks
+                   for b in self.branch_names)
 
     @property
     def factor_dim(self) -> int:
@@ -246,9 +259,10 @@ class StormConfig:
 tiny = StormConfig(history=32, ts_patch=8, d_model=32, enc_depth=1, dec_depth=1, n_heads=4,
                    codebook_size=64, cs_stem=16)
 #: STORM_SPEC section 11, the CPU-trainable preset, with the issue-9 defaults; TS patches of
-#: 16 days (D40: 4 TS tokens a stock, a step 20-28% cheaper, chosen on validation).
+#: 16 days (D40: 4 TS tokens a stock, a step 20-28% cheaper) and the CS reconstruction at a
+#: tenth of the TS one (D42), both chosen on validation.
 small = StormConfig(history=64, ts_patch=16, d_model=64, enc_depth=2, dec_depth=1, n_heads=4,
-                    codebook_size=128, cs_stem=16)
+                    codebook_size=128, cs_stem=16, recon_cs_scale=0.1)
 #: Official DJ30 sizes with the fixed resolutions and the cross-branch fusion (D1).
 paper = StormConfig(history=64, ts_patch=4, d_model=256, enc_depth=4, dec_depth=2, n_heads=4,
                     codebook_size=512, cs_stem=32, fusion="cross")

@@ -12,8 +12,9 @@ For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
     x_hat_cs = Decoder_cs(q_cs)           (B, T, 2P)    the day's mean / std of each price
     x_hat_ts = Decoder_ts(q_ts)           (B, T, S, P)  each stock's normalised prices
 
-Factor head (factor_head.py) on the market tokens Phi = [ [z_cs || q_cs] ; mean_s [z_ts ||
-q_ts] ] (B, M, 2d), M = T + T/p, and one embedding per stock e_s = [mean_j, last] of its
+Factor head (factor_head.py) on the market tokens Phi = [ pool_k [z_cs || q_cs] ; mean_s [z_ts ||
+q_ts] ] (B, M, 2d), M = T/k + T/p (pool_k averages k consecutive days, cs_factor_pool, 1 by
+default), and one embedding per stock e_s = [mean_j, last] of its
 [z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
 stock_embedding="tokens", the stem alone for CS only): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
@@ -176,7 +177,9 @@ class StormModel(nn.Module):
             out.quantized[name] = quantized
             tokens = torch.cat([out.z[name], quantized.q], dim=-1)
             if name == "cs":
-                market.append(tokens)
+                k = self.config.cs_factor_pool            # T day tokens -> T / k factors
+                market.append(tokens if k == 1 else
+                              tokens.reshape(tokens.shape[0], -1, k, tokens.shape[-1]).mean(2))
             else:
                 per_stock = tokens.reshape(x.shape[0], s, *tokens.shape[1:])   # (B, S, J, 2d)
                 market.append(per_stock.mean(dim=1))
