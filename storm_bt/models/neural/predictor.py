@@ -80,7 +80,7 @@ class TorchPredictor(Predictor):
     #: what the same config trains to, so that stale checkpoints are not reused
     weights_version = 1
     #: model settings added after checkpoints were cached: a setting here enters the key
-    #: (and the stored model_config) only when it differs from the value given, so fits
+    #: (and the stored model_config) only when it differs from the value listed, so fits
     #: that do not use it keep the keys they had before it existed
     model_keyed_when_set: Mapping[str, object] = {}
 
