@@ -28,8 +28,8 @@ from storm_bt.models.neural.checkpoint import (DEFAULT_CACHE_DIR, CHECKPOINT_FOR
                                                checkpoint_key, data_identity, key_lock,
                                                load_checkpoint, save_checkpoint, versions)
 from storm_bt.models.neural.training import (
-    PREDICT_STOCK_WINDOWS, TrainConfig, TrainResult, predict_windows, train_identity,
-    train_model,
+    PREDICT_STOCK_WINDOWS, TrainConfig, TrainResult, keyed_when_set, predict_windows,
+    train_identity, train_model,
 )
 from storm_bt.models.neural.distributed import is_main_process, world_size
 from storm_bt.runtime import resolve_device, seed_everything, torch_threads
@@ -131,8 +131,7 @@ class TorchPredictor(Predictor):
 
     def model_identity(self, model_config: Mapping) -> dict:
         """The model settings that define the trained weights (`model_keyed_when_set`)."""
-        keyed = self.model_keyed_when_set
-        return {k: v for k, v in model_config.items() if not (k in keyed and v == keyed[k])}
+        return keyed_when_set(model_config, self.model_keyed_when_set)
 
     def _payload_expected(self, data: FeatureSet, split: Split) -> dict:
         ident = data_identity(data, split)

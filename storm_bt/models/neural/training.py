@@ -150,13 +150,18 @@ class TrainConfig:
         return train_identity(self.as_dict())
 
 
+def keyed_when_set(settings: Mapping, defaults: Mapping) -> dict:
+    """``settings`` without each field of ``defaults`` that holds its default value: a
+    field added after checkpoints existed enters their keys only when it is set, so fits
+    that do not use it keep the keys they had before it existed."""
+    return {k: v for k, v in settings.items() if not (k in defaults and v == defaults[k])}
+
+
 def train_identity(settings: Mapping) -> dict:
     """The train settings that define the trained weights: runtime settings left out, and a
-    field of `KEYED_WHEN_SET` only when it differs from its default, so fits that do not use
-    it keep the checkpoint keys they had before it existed."""
-    return {k: v for k, v in settings.items()
-            if k not in RUNTIME_FIELDS
-            and not (k in KEYED_WHEN_SET and v == KEYED_WHEN_SET[k])}
+    field of `KEYED_WHEN_SET` only when it differs from its default (`keyed_when_set`)."""
+    return keyed_when_set({k: v for k, v in settings.items() if k not in RUNTIME_FIELDS},
+                          KEYED_WHEN_SET)
 
 
 @dataclass
