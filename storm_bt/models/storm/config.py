@@ -58,6 +58,11 @@ class StormConfig:
     #: what a TS patch token embeds: p days of the stem ("stem", D37) or of the raw F
     #: features ("features", the official patch embedding, p F -> d)
     ts_input: str = "stem"
+    #: with both branches, the share of the CS branch's gradient that reaches the shared stem
+    #: (the forward pass is unchanged): 1 = all of it (D37); 0 = none, so the stem is shaped
+    #: by the TS branch and the stock embeddings alone and the CS branch reads it as it is.
+    #: Checkpoint keys hold it only when it is not 1.
+    cs_stem_grad: float = 1.0
     d_model: int = 64
     enc_depth: int = 2
     dec_depth: int = 1
@@ -152,6 +157,9 @@ class StormConfig:
         if self.fusion != "none" and self.branches != "both":
             raise StormBtError(f"StormConfig.fusion={self.fusion!r} needs branches='both', "
                                f"got {self.branches!r}")
+        if not 0.0 <= self.cs_stem_grad <= 1.0:
+            raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
+                               "[0, 1]")
         if not 0.0 <= self.ema_decay < 1.0:
             raise StormBtError(f"StormConfig.ema_decay={self.ema_decay}: use a value in [0, 1)")
         if self.price_fields is not None and len(self.price_fields) != self.n_price:

@@ -3,7 +3,8 @@
 x (B, T, S, F), u = Stem(x) (B, T, S, F') the per-day stock stem shared by the branches.
 For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
 
-    cs: c = Encoder_cs(Pool_cs(u))        (B, T, d)      one token per day (all stocks)
+    cs: c = Encoder_cs(Pool_cs(u))        (B, T, d)      one token per day (all stocks);
+                                          the stem receives cs_stem_grad of its gradient
     ts: v = Encoder_ts(Patch_ts(u))       (B S, T/p, d)  each stock its own sequence
                                           (Patch_ts(x) with ts_input="features")
     [optional fusion, D1: v reads c, c reads mean_s v]            (fusion.py)
@@ -109,6 +110,15 @@ class _Encoded:
     stocks: torch.Tensor | None = None              # per-stock features (B, S, E)
 
 
+def _scale_grad(u: torch.Tensor, share: float) -> torch.Tensor:
+    """u in the forward pass; share * its gradient in the backward pass."""
+    if share == 1.0:
+        return u
+    if share == 0.0:
+        return u.detach()
+    return share * u + (1.0 - share) * u.detach()
+
+
 @contextmanager
 def _eval_mode(module: nn.Module):
     was_training = module.training
@@ -164,8 +174,12 @@ class StormModel(nn.Module):
         out = _Encoded(n_stocks=s)
         u = self.stem(x) if self.stem is not None else None
         for name, branch in self.branches.items():
-            out.z[name] = branch.encode(x if name == "ts" and not self.config.ts_uses_stem
-                                        else u)
+            if name == "ts" and not self.config.ts_uses_stem:
+                out.z[name] = branch.encode(x)
+            elif name == "cs" and len(self.branches) == 2:
+                out.z[name] = branch.encode(_scale_grad(u, self.config.cs_stem_grad))
+            else:
+                out.z[name] = branch.encode(u)
         if self.fusion is not None:
             out.z["cs"], out.z["ts"] = self.fusion(out.z["cs"], out.z["ts"])
         if self.config.normalize_codes:
