@@ -109,7 +109,8 @@ def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
     """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params
     and the seconds of the untimed first step (with ``compile_model``, the compilation)."""
     from storm_bt.models.neural.batch import make_batch
-    from storm_bt.models.neural.training import train_step, warmup_linear_schedule
+    from storm_bt.models.neural.training import (reads_universe, train_step,
+                                                 warmup_linear_schedule)
 
     cfg, history = predictor.train_config, predictor.history
     ends = data.sample_ends(*split.train, history)
@@ -127,7 +128,8 @@ def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
         batch = np.sort(rng.choice(ends, cfg.batch_size, replace=False))
         stocks = np.sort(rng.choice(n_stocks, k_stocks, replace=False)) \
             if k_stocks and k_stocks < n_stocks else None
-        train_step(model, make_batch(data, batch, history, stocks), opt, sched, cfg.grad_clip)
+        train_step(model, make_batch(data, batch, history, stocks, reads_universe(model)), opt,
+                   sched, cfg.grad_clip)
         if k:                                     # the first step warms up allocators
             seconds.append(time.perf_counter() - started)
         else:

@@ -167,7 +167,7 @@ def _recon_by_hand(model, batch, n_stocks):
     target = batch.x[..., :5].numpy().astype(np.float64)
     moments = np.concatenate([target.mean(axis=2), np.sqrt(target.var(axis=2) + 1e-6)], axis=-1)
     with torch.no_grad():
-        enc = model._encode(batch.x)
+        enc = model._encode(batch)
         return {name: (branch.reconstruct(enc.quantized[name].q, n_stocks).numpy(),
                        moments if name == "cs" else target)
                 for name, branch in model.branches.items()}
@@ -213,7 +213,7 @@ def test_model_counts_each_quantiser_term_once_with_its_weight():
     batch = random_batch(cfg)
     terms = model.losses(batch)
     with torch.no_grad():
-        enc = model._encode(batch.x)
+        enc = model._encode(batch)
     for name in ("cs", "ts"):
         raw = enc.quantized[name].losses
         assert terms[f"commit_{name}"].item() == pytest.approx(2.0 * raw["commit"].item(), rel=1e-6)

@@ -36,7 +36,7 @@ def test_small_preset_shapes_on_dj30_sizes():
     assert f["mu_z"].shape == f["sigma_z"].shape == (2, 68)
     assert model.predict(batch).shape == (2, 29)
     with torch.no_grad():
-        enc = model._encode(batch.x)
+        enc = model._encode(batch)
     assert model.branches["ts"].reconstruct(enc.quantized["ts"].q, 29).shape == (2, 64, 29, 5)
     assert model.branches["cs"].reconstruct(enc.quantized["cs"].q, 29).shape == (2, 64, 10)
     terms = model.losses(batch)
@@ -65,7 +65,7 @@ def test_tiny_preset_shapes_on_close_only_data():
     assert f["z_ts"].shape == (3, 4 * 20, 32) and f["codes_ts"].shape == (3, 4 * 20)
     assert model.predict(batch).shape == (3, 20)
     with torch.no_grad():
-        q_ts = model._encode(batch.x).quantized["ts"].q
+        q_ts = model._encode(batch).quantized["ts"].q
     assert model.branches["ts"].reconstruct(q_ts, 20).shape == (3, 32, 20, 2)
 
 
@@ -108,7 +108,7 @@ def test_the_stock_embedding_ends_with_the_last_days_stem():
     model = _model(TINY)
     batch = random_batch(TINY)
     with torch.no_grad():
-        enc = model._encode(batch.x)
+        enc = model._encode(batch)
         u_last = model.stem(batch.x)[:, -1]
     stem_part = enc.stocks[..., -TINY.stem_dim:]
     assert enc.stocks.shape[-1] == 4 * TINY.d_model + 2 * TINY.stem_dim
@@ -194,7 +194,7 @@ def test_unlabelled_stocks_do_not_enter_the_loss():
 def test_posterior_portfolios_give_unlabelled_stocks_no_weight():
     model = _model(TINY).eval()
     with torch.no_grad():
-        enc = model._encode(random_batch(TINY).x)
+        enc = model._encode(random_batch(TINY))
         emb = model.head.embed(enc.phi, enc.stocks)
     mask = torch.zeros(2, 20, dtype=torch.bool)
     mask[:, :5] = True

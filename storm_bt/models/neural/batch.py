@@ -21,16 +21,30 @@ from storm_bt.features.dataset import FeatureSet
 class Batch:
     """x (B,T,S,F) float32 scaled features; y (B,S) next-day return with NaN set to 0;
     label_mask (B,S) bool, True where y is known; price_mean / price_std (B,T,S,P) the
-    scaler's statistics of the price fields (dollars = normalised * std + mean)."""
+    scaler's statistics of the price fields (dollars = normalised * std + mean).
+
+    For a model that reads the whole universe (``reads_universe``) a batch of a stock subset
+    also carries the universe's cross-section on its U distinct dates
+    (`FeatureSet.cross_section`): universe_mean (U,F), universe_cov (U,F,F) and
+    universe_index (B,T) into them; None otherwise (the batch's own stocks are the
+    universe)."""
 
     x: torch.Tensor
     y: torch.Tensor
     label_mask: torch.Tensor
     price_mean: torch.Tensor
     price_std: torch.Tensor
+    universe_index: torch.Tensor | None = None
+    universe_mean: torch.Tensor | None = None
+    universe_cov: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return Batch(**{f.name: None if getattr(self, f.name) is None
+                        else getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def has_universe(self) -> bool:
+        return self.universe_index is not None
 
     @property
     def n_price(self) -> int:
@@ -38,9 +52,10 @@ class Batch:
 
 
 def make_batch(data: FeatureSet, ends: np.ndarray, history: int,
-               stocks: np.ndarray | None = None) -> Batch:
+               stocks: np.ndarray | None = None, universe: bool = False) -> Batch:
     """Gather the windows ending at `ends` into a `Batch`, over every stock or over the
-    columns ``stocks`` only (fancy indexing makes writable copies, as torch needs)."""
+    columns ``stocks`` only (fancy indexing makes writable copies, as torch needs); with
+    ``universe`` and a subset, add the universe's cross-section on the batch's dates."""
     ends = np.asarray(ends)
     days = ends[:, None] - history + 1 + np.arange(history)[None, :]          # (B, T)
     cols = slice(None) if stocks is None else np.asarray(stocks)
@@ -55,10 +70,18 @@ def make_batch(data: FeatureSet, ends: np.ndarray, history: int,
         y = data.labels[ends[:, None], cols[None, :]].astype(np.float32, copy=True)
     mask = np.isfinite(y)
     y[~mask] = 0.0
+    extra = {}
+    if universe and stocks is not None:
+        mean, cov = data.cross_section
+        dates, index = np.unique(days, return_inverse=True)
+        extra = {"universe_index": torch.from_numpy(index.reshape(days.shape)),
+                 "universe_mean": torch.from_numpy(mean[dates]),
+                 "universe_cov": torch.from_numpy(cov[dates])}
     return Batch(
         x=torch.from_numpy(np.asarray(x, dtype=np.float32)),
         y=torch.from_numpy(y),
         label_mask=torch.from_numpy(mask),
         price_mean=torch.from_numpy(np.asarray(pm, dtype=np.float32)),
         price_std=torch.from_numpy(np.asarray(ps, dtype=np.float32)),
+        **extra,
     )

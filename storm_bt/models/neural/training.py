@@ -15,7 +15,10 @@ Training (STORM_SPEC section 4, with the section 11 CPU schedule):
   stay on the next-day return;
 - with ``stocks_per_step = k``, each step trains on k stocks drawn uniformly without
   replacement (a seeded generator of its own), so a step costs O(B T k F) whatever the
-  universe; validation and prediction always score every stock;
+  universe; validation and prediction always score every stock; a model that
+  ``reads_universe`` (STORM with cs_context="universe") also gets, with a subset, every
+  stock's per-date feature mean and covariance, so its market summary does not depend on
+  the stocks drawn;
 - AdamW(lr, betas, weight_decay, eps) on all parameters; the learning rate rises linearly
   from 0 over the first ``warmup_frac`` of all steps and then falls linearly to 0,
   stepped per batch: lr_k = lr * min(k / W, (K - k) / (K - W)) for K steps, W warmup steps;
@@ -196,14 +199,20 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------- prediction
+def reads_universe(model: nn.Module) -> bool:
+    """Whether the model's batches of a stock subset carry the universe's cross-section
+    (a model sets ``reads_universe = True``, STORM with cs_context="universe")."""
+    return bool(getattr(model, "reads_universe", False))
+
+
 def predict_unlabelled_batch(data: FeatureSet, ends: np.ndarray, history: int,
-                             stocks: np.ndarray | None = None) -> Batch:
+                             stocks: np.ndarray | None = None, universe: bool = False) -> Batch:
     """A batch for prediction that carries no label information.
 
     ``y`` is zero and ``label_mask`` is the stocks' validity on the decision date (known
     at t), not whether the label exists (which needs day t+1).
     """
-    batch = make_batch(data, ends, history, stocks)
+    batch = make_batch(data, ends, history, stocks, universe)
     batch.y = torch.zeros_like(batch.y)
     valid = data.valid[ends] if stocks is None else data.valid[ends][:, stocks]
     batch.label_mask = torch.from_numpy(np.array(valid, dtype=bool, copy=True))
@@ -215,13 +224,16 @@ def predict_windows(model: nn.Module, data: FeatureSet, ends: np.ndarray, histor
                     batch_size: int, device: torch.device,
                     stocks: np.ndarray | None = None) -> np.ndarray:
     """Scores (N, S) of the windows ending at ``ends`` (of the columns ``stocks`` only,
-    when given), in eval mode, without labels."""
+    when given), in eval mode, without labels; a model that ``reads_universe`` gets the
+    universe's cross-section with a subset."""
+    universe = reads_universe(model)
     was_training = model.training
     model.eval()
     out = []
     try:
         for lo in range(0, len(ends), batch_size):
-            batch = predict_unlabelled_batch(data, ends[lo: lo + batch_size], history, stocks)
+            batch = predict_unlabelled_batch(data, ends[lo: lo + batch_size], history, stocks,
+                                             universe)
             out.append(model.predict(batch.to(device)).float().cpu().numpy())
     finally:
         model.train(was_training)
@@ -344,7 +356,8 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
     diag_rng = np.random.default_rng([cfg.seed, 2])
     diag_ends = np.sort(diag_rng.choice(train_ends, min(batch_size, DIAGNOSTIC_WINDOWS),
                                         replace=False))
-    diag_batch = make_batch(train_data, diag_ends, history, draw_stocks(diag_rng)) \
+    universe = reads_universe(model)
+    diag_batch = make_batch(train_data, diag_ends, history, draw_stocks(diag_rng), universe) \
         if cfg.diagnostics and hasattr(model, "diagnostics") else None
     model.to(device)
     # Under torchrun each rank computes the losses of its shard of every global batch and
@@ -379,7 +392,8 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
                    dynamic_ncols=True)
         for step in bar:
             ends = np.sort(order[step * batch_size: (step + 1) * batch_size])
-            batch = make_batch(train_data, shard(ends), history, draw_stocks(stock_rng))
+            batch = make_batch(train_data, shard(ends), history, draw_stocks(stock_rng),
+                               universe)
             terms = train_step(trainer, batch.to(device), optimizer, scheduler, cfg.grad_clip)
             if average is not None:
                 average.update()

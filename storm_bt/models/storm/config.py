@@ -34,6 +34,7 @@ _CHOICES = {
     "recon_reduction": ("mean", "sum"),
     "ts_input": ("stem", "features"),
     "stock_embedding": ("tokens+stem", "tokens"),
+    "cs_context": ("batch", "universe"),
 }
 
 
@@ -63,6 +64,12 @@ class StormConfig:
     #: by the TS branch and the stock embeddings alone and the CS branch reads it as it is.
     #: Checkpoint keys hold it only when it is not 1.
     cs_stem_grad: float = 1.0
+    #: the stocks the CS day token summarises: those of the batch ("batch": with
+    #: stocks_per_step, a random 64 in training, the 128 validation stocks in selection, all
+    #: of them in prediction) or always every stock of the universe ("universe": exact moments
+    #: of the stem from the per-date feature mean and covariance the batch carries; needs a
+    #: linear stem or none). Checkpoint keys hold it only when it is not "batch".
+    cs_context: str = "batch"
     d_model: int = 64
     enc_depth: int = 2
     dec_depth: int = 1

@@ -187,6 +187,20 @@ def cross_section_moments(u: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, std], dim=-1)
 
 
+def stem_moments(mean: torch.Tensor, cov: torch.Tensor, weight: torch.Tensor | None = None,
+                 bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The universe's [mean_s u || std_s u] (..., 2F') of a linear stem u = x W' + b (the
+    identity without weight), from the per-date feature mean m (..., F) and population
+    covariance C (..., F, F) over every stock: mean_s u = m W' + b, var_s u_j = w_j' C w_j.
+    Equal to cross_section_moments(u) when the batch holds every stock."""
+    if weight is None:
+        mu, var = mean, cov.diagonal(dim1=-2, dim2=-1)
+    else:
+        mu = mean @ weight.T + (0.0 if bias is None else bias)
+        var = ((cov @ weight.T) * weight.T).sum(dim=-2)
+    return torch.cat([mu, var.clamp_min(0.0).add(1e-6).sqrt()], dim=-1)
+
+
 class TimeSeriesPatching(nn.Module):
     """Per stock, one token per block of p days: (B, T, S, C) -> (B S, T/p, d), C the
     stem width F' or the raw feature count F."""

@@ -4,7 +4,11 @@ x (B, T, S, F), u = Stem(x) (B, T, S, F') the per-day stock stem shared by the b
 For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
 
     cs: c = Encoder_cs(Pool_cs(u))        (B, T, d)      one token per day (all stocks);
-                                          the stem receives cs_stem_grad of its gradient
+                                          the stem receives cs_stem_grad of its gradient;
+                                          Pool_cs over the batch's stocks, or with
+                                          cs_context="universe" over every stock (exact
+                                          moments of u from the batch's universe mean and
+                                          covariance of x; the CS target likewise)
     ts: v = Encoder_ts(Patch_ts(u))       (B S, T/p, d)  each stock its own sequence
                                           (Patch_ts(x) with ts_input="features")
     [optional fusion, D1: v reads c, c reads mean_s v]            (fusion.py)
@@ -55,7 +59,8 @@ from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.factor_head import FactorHead
 from storm_bt.models.storm.fusion import BranchFusion
 from storm_bt.models.storm.layers import (CrossSectionalPatching, TimeSeriesPatching,
-                                          TokenTransformer, stock_stem, stocks_to_time_major)
+                                          TokenTransformer, stem_moments, stock_stem,
+                                          stocks_to_time_major)
 from storm_bt.models.storm.quantizer import VectorQuantizer
 
 #: loss terms that fit the label (the "return path" of the gradient diagnostics)
@@ -89,6 +94,11 @@ class Branch(nn.Module):
         """v (B, T, S, C) stem output (or raw features) -> tokens (cs: (B, T, d),
         ts: (B S, T/p, d))."""
         return self.encoder(self.patching(v))
+
+    def encode_moments(self, moments: torch.Tensor) -> torch.Tensor:
+        """CS only: the day's [mean_s u || std_s u] (B, T, 2F'), taken elsewhere (over the
+        whole universe) -> tokens (B, T, d)."""
+        return self.encoder(self.patching.embed(moments))
 
     def reconstruct(self, q: torch.Tensor, n_stocks: int) -> torch.Tensor:
         """q in the branch's layout -> cs: (B, T, 2P) price moments; ts: (B, T, S, P)."""
@@ -169,13 +179,32 @@ class StormModel(nn.Module):
             params += list(self.fusion.parameters())
         return params
 
-    def _encode(self, x: torch.Tensor) -> _Encoded:
+    @property
+    def reads_universe(self) -> bool:
+        """The CS branch summarises every stock (cs_context="universe"): the training loop
+        then adds the universe's cross-section to every batch of a stock subset."""
+        return self.config.cs_context == "universe" and "cs" in self.branches
+
+    def _universe_stem_moments(self, batch: Batch) -> torch.Tensor:
+        """(B, T, 2F') [mean_s u || std_s u] over every stock of the universe, from the
+        batch's per-date feature moments; the stem receives cs_stem_grad of its gradient."""
+        share = self.config.cs_stem_grad if len(self.branches) == 2 else 1.0
+        weight = bias = None
+        if isinstance(self.stem, nn.Linear):
+            weight, bias = _scale_grad(self.stem.weight, share), _scale_grad(self.stem.bias, share)
+        moments = stem_moments(batch.universe_mean, batch.universe_cov, weight, bias)
+        return moments[batch.universe_index]
+
+    def _encode(self, batch: Batch) -> _Encoded:
+        x = batch.x
         s = x.shape[2]
         out = _Encoded(n_stocks=s)
         u = self.stem(x) if self.stem is not None else None
         for name, branch in self.branches.items():
             if name == "ts" and not self.config.ts_uses_stem:
                 out.z[name] = branch.encode(x)
+            elif name == "cs" and self.reads_universe and batch.has_universe:
+                out.z[name] = branch.encode_moments(self._universe_stem_moments(batch))
             elif name == "cs" and len(self.branches) == 2:
                 out.z[name] = branch.encode(_scale_grad(u, self.config.cs_stem_grad))
             else:
@@ -223,7 +252,7 @@ class StormModel(nn.Module):
     def _loss_terms(self, batch: Batch):
         self._check(batch)
         cfg = self.config
-        enc = self._encode(batch.x)
+        enc = self._encode(batch)
         s = enc.n_stocks
         terms: dict[str, torch.Tensor] = {}
         weights = {"commit": cfg.commit_weight, "div": cfg.diversity_weight,
@@ -244,7 +273,9 @@ class StormModel(nn.Module):
                  for name in recon}
         parts = []
         for name, pred in recon.items():
-            target = self.branches[name].target(prices)
+            target = self._universe_price_moments(batch) \
+                if name == "cs" and self.reads_universe and batch.has_universe \
+                else self.branches[name].target(prices)
             err = L.reconstruction_mse(pred, target) if cfg.recon_reduction == "mean" \
                 else L.reconstruction_sse(pred, target).mean()
             parts.append(scale[name] * err)
@@ -319,7 +350,7 @@ class StormModel(nn.Module):
         sigma_z (B, M); eval mode, no label used."""
         self._check(batch)
         with _eval_mode(self):
-            enc = self._encode(batch.x)
+            enc = self._encode(batch)
             prior = self.head.prior(self.head.embed(enc.phi, enc.stocks))
         s = enc.n_stocks
         out: dict[str, torch.Tensor] = {}
@@ -348,9 +379,16 @@ class StormModel(nn.Module):
         """(mu_y, sigma_y) from the prior path, in eval mode, from batch.x only."""
         self._check(batch)
         with _eval_mode(self):
-            enc = self._encode(batch.x)
+            enc = self._encode(batch)
             emb = self.head.embed(enc.phi, enc.stocks)
             return self.head.returns(emb, self.head.prior(emb))
+
+    def _universe_price_moments(self, batch: Batch) -> torch.Tensor:
+        """The CS reconstruction target over every stock: (B, T, 2P) [mean || std] of the
+        price fields (the first P features), from the batch's universe moments."""
+        p = self.config.n_price
+        moments = stem_moments(batch.universe_mean[:, :p], batch.universe_cov[:, :p, :p])
+        return moments[batch.universe_index]
 
     def _clip_summary(self, z: torch.Tensor, kind: str, n_stocks: int) -> torch.Tensor:
         """The vector CLIP aligns: the token mean (D2 fixed) or the first token (parity:

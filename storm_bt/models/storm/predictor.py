@@ -58,18 +58,20 @@ class StormPredictor(PresetTorchPredictor):
     #: 2: one stem shared by the branches (D37/D38), the CS parameters renamed;
     #: 3: the IC loss on the prediction path on by default (D39)
     weights_version = 3
-    model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0}
+    model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch"}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
         weighs the CS reconstruction beside a TS one) is keyed at 1.0, the value of every
         single-branch checkpoint before D42, and cs_stem_grad is left out, since neither
-        changes anything that branch trains."""
+        changes anything that branch trains; without a CS branch so is cs_context."""
         identity = super().model_identity(model_config)
         if self.branches != "both":
             if "recon_cs_scale" in identity:
                 identity["recon_cs_scale"] = 1.0
             identity.pop("cs_stem_grad", None)
+        if self.branches == "ts":
+            identity.pop("cs_context", None)
         return identity
 
     def __init__(self, preset: str = "small", **kwargs) -> None:
