@@ -376,7 +376,8 @@ class StormModel(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _prior_returns(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu_y, sigma_y) from the prior path, in eval mode, from batch.x only."""
+        """(mu_y, sigma_y) from the prior path, in eval mode, from batch.x (and its universe
+        moments) only, never batch.y."""
         self._check(batch)
         with _eval_mode(self):
             enc = self._encode(batch)
