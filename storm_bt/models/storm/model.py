@@ -185,10 +185,20 @@ class StormModel(nn.Module):
         then adds the universe's cross-section to every batch of a stock subset."""
         return self.config.cs_context == "universe" and "cs" in self.branches
 
+    def _cs_uses_universe(self, batch: Batch) -> bool:
+        """The CS token and target of this batch come from its universe moments."""
+        return self.reads_universe and batch.has_universe
+
+    @property
+    def _cs_stem_share(self) -> float:
+        """The share of the CS branch's gradient that reaches the stem: cs_stem_grad beside
+        a TS branch, all of it for CS alone."""
+        return self.config.cs_stem_grad if len(self.branches) == 2 else 1.0
+
     def _universe_stem_moments(self, batch: Batch) -> torch.Tensor:
         """(B, T, 2F') [mean_s u || std_s u] over every stock of the universe, from the
         batch's per-date feature moments; the stem receives cs_stem_grad of its gradient."""
-        share = self.config.cs_stem_grad if len(self.branches) == 2 else 1.0
+        share = self._cs_stem_share
         weight = bias = None
         if isinstance(self.stem, nn.Linear):
             weight, bias = _scale_grad(self.stem.weight, share), _scale_grad(self.stem.bias, share)
@@ -201,14 +211,12 @@ class StormModel(nn.Module):
         out = _Encoded(n_stocks=s)
         u = self.stem(x) if self.stem is not None else None
         for name, branch in self.branches.items():
-            if name == "ts" and not self.config.ts_uses_stem:
-                out.z[name] = branch.encode(x)
-            elif name == "cs" and self.reads_universe and batch.has_universe:
+            if name == "ts":
+                out.z[name] = branch.encode(u if self.config.ts_uses_stem else x)
+            elif self._cs_uses_universe(batch):
                 out.z[name] = branch.encode_moments(self._universe_stem_moments(batch))
-            elif name == "cs" and len(self.branches) == 2:
-                out.z[name] = branch.encode(_scale_grad(u, self.config.cs_stem_grad))
             else:
-                out.z[name] = branch.encode(u)
+                out.z[name] = branch.encode(_scale_grad(u, self._cs_stem_share))
         if self.fusion is not None:
             out.z["cs"], out.z["ts"] = self.fusion(out.z["cs"], out.z["ts"])
         if self.config.normalize_codes:
@@ -274,7 +282,7 @@ class StormModel(nn.Module):
         parts = []
         for name, pred in recon.items():
             target = self._universe_price_moments(batch) \
-                if name == "cs" and self.reads_universe and batch.has_universe \
+                if name == "cs" and self._cs_uses_universe(batch) \
                 else self.branches[name].target(prices)
             err = L.reconstruction_mse(pred, target) if cfg.recon_reduction == "mean" \
                 else L.reconstruction_sse(pred, target).mean()
