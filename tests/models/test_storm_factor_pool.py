@@ -75,14 +75,22 @@ def test_an_explicit_checkpoint_without_the_setting_still_matches(tmp_path):
                        cs_factor_pool=4).fit(data, split)
 
 
-def test_recon_cs_scale_keys_the_dual_model_only():
+@pytest.mark.parametrize("setting, value, default, keyed", [
+    # weighs the CS reconstruction beside a TS one: the dual model only
+    ("recon_cs_scale", 0.1, 1.0, {StormPredictor}),
+    # the CS gradient into the stem the branches share: the dual model only
+    ("cs_stem_grad", 0.0, 1.0, {StormPredictor}),
+    # what the CS token summarises: every model with a CS branch
+    ("cs_context", "universe", "batch", {StormPredictor, StormCSPredictor}),
+])
+def test_a_cs_setting_keys_only_the_models_whose_training_it_changes(setting, value, default,
+                                                                      keyed):
     data = planted_feature_set()
     split = planted_split(data)
 
-    def key(cls, scale):
+    def key(cls, v):
         return cls(preset="tiny", seed=1, cache_dir=None,
-                   recon_cs_scale=scale)._payload_expected(data, split)["key"]
+                   **{setting: v})._payload_expected(data, split)["key"]
 
-    assert key(StormPredictor, 0.1) != key(StormPredictor, 1.0)
-    assert key(StormTSPredictor, 0.1) == key(StormTSPredictor, 1.0)
-    assert key(StormCSPredictor, 0.1) == key(StormCSPredictor, 1.0)
+    for cls in (StormPredictor, StormTSPredictor, StormCSPredictor):
+        assert (key(cls, value) != key(cls, default)) == (cls in keyed), cls.name

@@ -9,7 +9,7 @@ import torch
 from planted import planted_feature_set, planted_split
 from storm_bt.errors import StormBtError
 from storm_bt.models.storm import StormModel, small
-from storm_bt.models.storm.predictor import StormCSPredictor, StormPredictor, StormTSPredictor
+from storm_bt.models.storm.predictor import StormPredictor
 from storm_bt.models.storm.synthetic import random_batch
 
 torch.set_num_threads(1)
@@ -49,19 +49,11 @@ def test_an_out_of_range_share_is_refused():
             replace(DJ30, cs_stem_grad=bad)
 
 
-def test_the_share_is_keyed_when_set_and_only_for_the_dual_model():
+def test_the_share_is_left_out_of_the_default_key():
     data = planted_feature_set()
     split = planted_split(data)
     # the default key is the key before the setting existed: test_storm_factor_pool checks
-    # that for every setting in model_keyed_when_set
+    # that for every setting in model_keyed_when_set, and which models the share keys
     assert "cs_stem_grad" in StormPredictor.model_keyed_when_set
     plain = StormPredictor(preset="tiny", seed=1, cache_dir=None)
     assert "cs_stem_grad" not in plain._payload_expected(data, split)["model_config"]
-
-    def key(cls, share):
-        return cls(preset="tiny", seed=1, cache_dir=None,
-                   cs_stem_grad=share)._payload_expected(data, split)["key"]
-
-    assert key(StormPredictor, 0.0) != key(StormPredictor, 1.0)
-    assert key(StormTSPredictor, 0.0) == key(StormTSPredictor, 1.0)
-    assert key(StormCSPredictor, 0.0) == key(StormCSPredictor, 1.0)
