@@ -25,7 +25,7 @@ from storm_bt.errors import StormBtError
 
 _CHOICES = {
     "branches": ("both", "ts", "cs"),
-    "fusion": ("none", "cross"),
+    "fusion": ("none", "cross", "gated"),
     "codebook_update": ("ema", "grad"),
     "diversity": ("scaled", "fixed", "parity"),
     "clip_mode": ("mean", "token0"),
@@ -35,6 +35,7 @@ _CHOICES = {
     "ts_input": ("stem", "features"),
     "stock_embedding": ("tokens+stem", "tokens"),
     "cs_context": ("batch", "universe"),
+    "factor_tokens": ("both", "ts"),
 }
 
 
@@ -77,7 +78,8 @@ class StormConfig:
     mlp_ratio: float = 4.0
     branches: str = "both"         # "ts" = STORM-w/o-CS ablation, "cs" = CS only
 
-    # D1: cross-branch fusion between encoders and quantisers (linear in S)
+    # D1: cross-branch fusion between encoders and quantisers (linear in S); "gated": the
+    # same with a tanh gate at 0 on every residual update, so it starts as the identity
     fusion: str = "none"
     fusion_depth: int = 1
     fusion_heads: int = 4
@@ -105,6 +107,11 @@ class StormConfig:
     #: k consecutive CS day tokens averaged into one market token (factor): T/k CS factors;
     #: 1 = one factor per day (D28). Checkpoint keys hold it only when it is not 1.
     cs_factor_pool: int = 1
+    #: the market tokens (factors) the head reads with both branches: the CS day tokens and
+    #: the stock-pooled TS tokens ("both"), or the TS tokens alone ("ts"; the CS view then
+    #: reaches the factors only through the fusion, which it needs). Keys hold it only when
+    #: it is not "both".
+    factor_tokens: str = "both"
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 
@@ -164,6 +171,13 @@ class StormConfig:
         if self.fusion != "none" and self.branches != "both":
             raise StormBtError(f"StormConfig.fusion={self.fusion!r} needs branches='both', "
                                f"got {self.branches!r}")
+        if self.factor_tokens == "ts" and self.branches == "cs":
+            raise StormBtError("StormConfig.factor_tokens='ts' needs a TS branch, got "
+                               "branches='cs'")
+        if self.factor_tokens == "ts" and self.branches == "both" and self.fusion == "none":
+            raise StormBtError("StormConfig.factor_tokens='ts' with both branches needs a fusion "
+                               "(fusion='gated' or 'cross'), or the CS branch never reaches "
+                               "the factors")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")
@@ -200,7 +214,12 @@ class StormConfig:
     def n_factors(self) -> int:
         """M: the number of market tokens (and of latent factors z); independent of S."""
         return sum(self.n_cs_factors if b == "cs" else self.n_ts_blocks
-                   for b in self.branch_names)
+                   for b in self.factor_branches)
+
+    @property
+    def factor_branches(self) -> tuple[str, ...]:
+        """The branches whose tokens are market tokens (factors) of the head."""
+        return ("ts",) if self.factor_tokens == "ts" else self.branch_names
 
     @property
     def factor_dim(self) -> int:

@@ -8,6 +8,11 @@ With c (B, T, d) the CS day tokens and u (B S, J, d) the TS tokens of every stoc
     c_t     <- c_t + Attn(LN c_t ; keys/values LN ubar_1..ubar_J)       CS reads the stocks
     u <- u + MLP(LN u),  c <- c + MLP(LN c)
 
+With gated=True (fusion="gated") every residual update above is multiplied by tanh(a), one
+scalar a per update and layer, initialised at 0 (the tanh-gated cross-attention of
+Flamingo): the fusion starts as the identity, so the dual model starts from its branches
+as they are, and the label's gradient on a decides how much each view takes from the other.
+
 Every TS token attends to the T day tokens of its own sample only, so the cost is
 O(B S J T d), linear in S (the official CrossViT fusion runs self-attention over all
 (T/p) S TS tokens, quadratic in S). The TS queries of a sample are laid side by side
@@ -60,7 +65,11 @@ class MarketReadsStocks(nn.Module):
 
 
 class BranchFusion(nn.Module):
-    def __init__(self, dim: int, depth: int = 1, heads: int = 4, mlp_ratio: float = 4.0):
+    #: the residual updates of a layer, in the order their gates are stored
+    UPDATES = ("ts_reads_cs", "cs_reads_ts", "mlp_u", "mlp_c")
+
+    def __init__(self, dim: int, depth: int = 1, heads: int = 4, mlp_ratio: float = 4.0,
+                 gated: bool = False):
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.layers = nn.ModuleList(nn.ModuleDict({
@@ -70,14 +79,21 @@ class BranchFusion(nn.Module):
             "norm_c": nn.LayerNorm(dim), "mlp_c": FeedForward(dim, hidden),
         }) for _ in range(depth))
         self.apply(init_linear_and_norm)
+        #: a (depth, 4) gate logits, tanh(a) scales each update; None = ungated
+        self.gates = nn.Parameter(torch.zeros(depth, len(self.UPDATES))) if gated else None
+
+    def _gate(self, i: int, name: str, update: torch.Tensor) -> torch.Tensor:
+        if self.gates is None:
+            return update
+        return torch.tanh(self.gates[i, self.UPDATES.index(name)]) * update
 
     def forward(self, c: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """c (B, T, d) CS tokens, u (B S, J, d) TS tokens -> fused (c, u), same shapes."""
         b = c.shape[0]
-        for layer in self.layers:
-            u = u + layer["ts_reads_cs"](u, c)
+        for i, layer in enumerate(self.layers):
+            u = u + self._gate(i, "ts_reads_cs", layer["ts_reads_cs"](u, c))
             pooled = u.reshape(b, -1, *u.shape[1:]).mean(dim=1)
-            c = c + layer["cs_reads_ts"](c, pooled)
-            u = u + layer["mlp_u"](layer["norm_u"](u))
-            c = c + layer["mlp_c"](layer["norm_c"](c))
+            c = c + self._gate(i, "cs_reads_ts", layer["cs_reads_ts"](c, pooled))
+            u = u + self._gate(i, "mlp_u", layer["mlp_u"](layer["norm_u"](u)))
+            c = c + self._gate(i, "mlp_c", layer["mlp_c"](layer["norm_c"](c)))
         return c, u

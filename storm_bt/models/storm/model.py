@@ -147,7 +147,8 @@ class StormModel(nn.Module):
         self.config = cfg = config
         self.branches = nn.ModuleDict({b: Branch(cfg, b) for b in cfg.branch_names})
         self.fusion = BranchFusion(cfg.d_model, cfg.fusion_depth, cfg.fusion_heads,
-                                   cfg.mlp_ratio) if cfg.fusion == "cross" else None
+                                   cfg.mlp_ratio, gated=cfg.fusion == "gated") \
+            if cfg.fusion != "none" else None
         self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if cfg.uses_stem else None
         self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.stock_dim, cfg.hidden,
                                cfg.prior_heads)
@@ -227,6 +228,8 @@ class StormModel(nn.Module):
             quantized = branch.quantizer(out.z[name])
             out.quantized[name] = quantized
             tokens = torch.cat([out.z[name], quantized.q], dim=-1)
+            if name not in self.config.factor_branches:
+                continue
             if name == "cs":
                 k = self.config.cs_factor_pool            # T day tokens -> T / k factors
                 market.append(tokens if k == 1 else

@@ -58,13 +58,15 @@ class StormPredictor(PresetTorchPredictor):
     #: 2: one stem shared by the branches (D37/D38), the CS parameters renamed;
     #: 3: the IC loss on the prediction path on by default (D39)
     weights_version = 3
-    model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch"}
+    model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
+                            "factor_tokens": "both"}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
         weighs the CS reconstruction beside a TS one) is keyed at 1.0, the value of every
         single-branch checkpoint before D42, and cs_stem_grad is left out, since neither
-        changes anything that branch trains; without a CS branch so is cs_context."""
+        changes anything that branch trains; without a CS branch so are cs_context and
+        factor_tokens (the TS tokens are then the only factors either way)."""
         identity = super().model_identity(model_config)
         if self.branches != "both":
             if "recon_cs_scale" in identity:
@@ -72,6 +74,7 @@ class StormPredictor(PresetTorchPredictor):
             identity.pop("cs_stem_grad", None)
         if self.branches == "ts":
             identity.pop("cs_context", None)
+            identity.pop("factor_tokens", None)
         return identity
 
     def __init__(self, preset: str = "small", **kwargs) -> None:

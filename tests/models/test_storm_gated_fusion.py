@@ -1,0 +1,97 @@
+"""fusion="gated" (tanh gates at 0 on the fusion's updates) and factor_tokens="ts" (the head
+reads the TS tokens alone, the CS view reaches it through the fusion)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from planted import planted_feature_set, planted_split
+from storm_bt.errors import StormBtError
+from storm_bt.models.storm import StormModel, small
+from storm_bt.models.storm.predictor import StormPredictor, StormTSPredictor
+from storm_bt.models.storm.synthetic import random_batch
+
+torch.set_num_threads(1)
+
+DJ30 = small.with_data(29, 152, ("open", "high", "low", "close", "adj_close"))
+GATED = replace(DJ30, fusion="gated", factor_tokens="ts")
+
+
+def _perturb_cs_branch(model: StormModel) -> None:
+    with torch.no_grad():
+        for p in model.branches["cs"].parameters():
+            p.add_(torch.randn_like(p))
+
+
+def test_closed_gates_keep_the_cs_branch_out_of_the_prediction():
+    batch = random_batch(GATED)
+    torch.manual_seed(0)
+    model = StormModel(GATED)
+    before = model.predict(batch)
+    _perturb_cs_branch(model)
+    torch.testing.assert_close(model.predict(batch), before, rtol=0, atol=0)
+
+
+def test_open_gates_let_the_cs_branch_into_the_prediction():
+    batch = random_batch(GATED)
+    torch.manual_seed(0)
+    model = StormModel(GATED)
+    with torch.no_grad():
+        model.fusion.gates.fill_(0.5)
+    before = model.predict(batch)
+    _perturb_cs_branch(model)
+    assert (model.predict(batch) - before).abs().max() > 1e-4
+
+
+def test_the_label_opens_the_gates_and_nothing_else_of_the_fusion_at_first():
+    torch.manual_seed(0)
+    model = StormModel(GATED)
+    model.losses(random_batch(GATED))["pred"].backward()
+    gate_grad = model.fusion.gates.grad
+    assert gate_grad is not None and gate_grad.abs().max() > 0
+    # tanh(0) = 0 multiplies every update: their weights get no gradient until a gate opens
+    for name, p in model.fusion.layers.named_parameters():
+        assert p.grad is None or p.grad.abs().max() == 0, name
+
+
+def test_an_ungated_fusion_has_no_gates():
+    assert StormModel(replace(DJ30, fusion="cross")).fusion.gates is None
+    assert StormModel(DJ30).fusion is None
+
+
+def test_ts_factor_tokens_give_the_head_the_ts_tokens_alone():
+    assert GATED.n_factors == GATED.n_ts_blocks
+    assert replace(GATED, factor_tokens="both").n_factors == GATED.history + GATED.n_ts_blocks
+    model = StormModel(GATED)
+    out = model.factors(random_batch(GATED))
+    assert out["phi"].shape == (2, GATED.n_ts_blocks, GATED.factor_dim)
+    assert out["mu_z"].shape == (2, GATED.n_ts_blocks)
+    # the CS branch still runs: its codes are still returned
+    assert out["codes_cs"].shape == (2, GATED.history)
+
+
+@pytest.mark.parametrize("settings, match", [
+    ({"factor_tokens": "ts"}, "needs a fusion"),
+    ({"factor_tokens": "ts", "branches": "cs"}, "needs a TS branch"),
+    ({"fusion": "gates"}, "fusion"),
+])
+def test_inconsistent_settings_are_refused(settings, match):
+    with pytest.raises(StormBtError, match=match):
+        replace(DJ30, **settings)
+
+
+def test_factor_tokens_key_the_dual_model_only():
+    data = planted_feature_set()
+    split = planted_split(data)
+
+    def key(cls, **kw):
+        return cls(preset="tiny", seed=1, cache_dir=None, **kw)._payload_expected(data,
+                                                                                  split)["key"]
+
+    assert key(StormPredictor, fusion="gated") != key(StormPredictor, fusion="gated",
+                                                       factor_tokens="ts")
+    assert key(StormTSPredictor) == key(StormTSPredictor, factor_tokens="ts")
+    default = StormPredictor(preset="tiny", seed=1, cache_dir=None)
+    assert "factor_tokens" not in default._payload_expected(data, split)["model_config"]
