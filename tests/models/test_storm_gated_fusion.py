@@ -56,6 +56,17 @@ def test_the_label_opens_the_gates_and_nothing_else_of_the_fusion_at_first():
         assert p.grad is None or p.grad.abs().max() == 0, name
 
 
+def test_the_diagnostics_report_the_gates():
+    torch.manual_seed(0)
+    model = StormModel(GATED)
+    with torch.no_grad():
+        model.fusion.gates[0, 0] = 0.5
+    diag = model.diagnostics(random_batch(GATED))
+    assert diag["gate_ts_reads_cs"] == pytest.approx(float(torch.tanh(torch.tensor(0.5))))
+    assert diag["gate_mlp_c"] == 0.0
+    assert "gate_ts_reads_cs" not in StormModel(DJ30).diagnostics(random_batch(DJ30))
+
+
 def test_an_ungated_fusion_has_no_gates():
     assert StormModel(replace(DJ30, fusion="cross")).fusion.gates is None
     assert StormModel(DJ30).fusion is None

@@ -58,6 +58,11 @@ class MarketReadsStocks(nn.Module):
         self.norm_c, self.norm_u = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
 
+    def gate_values(self) -> dict[str, float]:
+        """gate_<update>: tanh(a) of each update, the mean over layers (0 = closed)."""
+        values = torch.tanh(self.gates.detach()).mean(dim=0)
+        return {f"gate_{name}": float(v) for name, v in zip(self.UPDATES, values)}
+
     def forward(self, c: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         kv = self.norm_u(pooled)
         out, _ = self.attn(self.norm_c(c), kv, kv, need_weights=False)
@@ -86,6 +91,11 @@ class BranchFusion(nn.Module):
         if self.gates is None:
             return update
         return torch.tanh(self.gates[i, self.UPDATES.index(name)]) * update
+
+    def gate_values(self) -> dict[str, float]:
+        """gate_<update>: tanh(a) of each update, the mean over layers (0 = closed)."""
+        values = torch.tanh(self.gates.detach()).mean(dim=0)
+        return {f"gate_{name}": float(v) for name, v in zip(self.UPDATES, values)}
 
     def forward(self, c: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """c (B, T, d) CS tokens, u (B S, J, d) TS tokens -> fused (c, u), same shapes."""

@@ -11,7 +11,8 @@ For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
                                           covariance of x; the CS target likewise)
     ts: v = Encoder_ts(Patch_ts(u))       (B S, T/p, d)  each stock its own sequence
                                           (Patch_ts(x) with ts_input="features")
-    [optional fusion, D1: v reads c, c reads mean_s v]            (fusion.py)
+    [optional fusion, D1: v reads c, c reads mean_s v; fusion="gated": each update times
+     tanh(a), a = 0 at first]                                       (fusion.py)
     z_b = sqrt(d) z_b / ||z_b||           (normalize_codes)
     q_b, k_b = VQ_b(z_b)                  straight-through codes
     x_hat_cs = Decoder_cs(q_cs)           (B, T, 2P)    the day's mean / std of each price
@@ -19,7 +20,8 @@ For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
 
 Factor head (factor_head.py) on the market tokens Phi = [ pool_k [z_cs || q_cs] ; mean_s [z_ts ||
 q_ts] ] (B, M, 2d), M = T/k + T/p (pool_k averages k consecutive days, cs_factor_pool, 1 by
-default), and one embedding per stock e_s = [mean_j, last] of its
+default; with factor_tokens="ts" the TS part alone, M = T/p, and the CS view reaches the head
+only through the fusion), and one embedding per stock e_s = [mean_j, last] of its
 [z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
 stock_embedding="tokens", the stem alone for CS only): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
@@ -323,7 +325,8 @@ class StormModel(nn.Module):
         """On one batch, in eval mode (no codebook update): each loss term's share of the
         gradient norm on the shared encoders (share_<term>, and share_label for the label
         terms together), the unweighted KL, and the RankIC of the posterior and prior mu_y
-        against the (normalised) labels."""
+        against the (normalised) labels; with fusion="gated" each update's tanh(a), the mean
+        over layers (gate_<update>)."""
         usage = {name: b.quantizer.usage.clone() for name, b in self.branches.items()}
         with _eval_mode(self), torch.enable_grad():
             terms, extra = self._loss_terms(batch)
@@ -338,6 +341,8 @@ class StormModel(nn.Module):
         out["kl_raw"] = float(kl.detach())
         out["post_rank_ic"] = mean_rank_ic(extra["mu_post"], extra["y"], extra["mask"])
         out["prior_rank_ic"] = mean_rank_ic(extra["mu_prior"], extra["y"], extra["mask"])
+        if self.fusion is not None and self.fusion.gates is not None:
+            out.update(self.fusion.gate_values())
         return out
 
     @torch.no_grad()
