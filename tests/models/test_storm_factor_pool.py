@@ -16,7 +16,9 @@ from storm_bt.models.storm.synthetic import random_batch
 
 torch.set_num_threads(1)
 
-DJ30 = small.with_data(29, 152, ("open", "high", "low", "close", "adj_close"))
+# the CS day tokens as factors (D42's layout; D43's small has the TS tokens alone)
+DJ30 = replace(small.with_data(29, 152, ("open", "high", "low", "close", "adj_close")),
+               factor_tokens="both")
 
 
 def test_pooled_cs_factors_are_block_means_of_the_day_tokens():

@@ -10,12 +10,14 @@ import torch
 from planted import planted_feature_set, planted_split
 from storm_bt.errors import StormBtError
 from storm_bt.models.storm import StormModel, small
-from storm_bt.models.storm.predictor import StormPredictor, StormTSPredictor
+from storm_bt.models.storm.predictor import StormCSPredictor, StormPredictor, StormTSPredictor
 from storm_bt.models.storm.synthetic import random_batch
 
 torch.set_num_threads(1)
 
-DJ30 = small.with_data(29, 152, ("open", "high", "low", "close", "adj_close"))
+# D42's layout (no fusion, the CS day tokens as factors) and D43's small
+DJ30 = replace(small.with_data(29, 152, ("open", "high", "low", "close", "adj_close")),
+               fusion="none", factor_tokens="both", cs_stem_grad=1.0)
 GATED = replace(DJ30, fusion="gated", factor_tokens="ts")
 
 
@@ -106,3 +108,28 @@ def test_factor_tokens_key_the_dual_model_only():
     assert key(StormTSPredictor) == key(StormTSPredictor, factor_tokens="ts")
     default = StormPredictor(preset="tiny", seed=1, cache_dir=None)
     assert "factor_tokens" not in default._payload_expected(data, split)["model_config"]
+
+
+@pytest.mark.parametrize("preset", ["small", "paper"])
+def test_the_ablations_build_from_a_fused_preset_without_its_fusion(preset):
+    """storm-ts and storm-cs drop the dual model's fusion and factor tokens (D43 in small,
+    the fusion in paper); storm keeps them."""
+    assert StormPredictor(preset=preset, cache_dir=None).model_cfg.fusion != "none"
+    for cls in (StormTSPredictor, StormCSPredictor):
+        cfg = cls(preset=preset, cache_dir=None).model_cfg
+        assert (cfg.fusion, cfg.factor_tokens) == ("none", "both"), cls.name
+    with pytest.raises(StormBtError, match="fusion"):
+        StormTSPredictor(preset=preset, cache_dir=None, fusion="gated")
+
+
+def test_the_ablations_keep_their_keys_under_d43():
+    """storm-ts and storm-cs train exactly what they trained under D42's small: their
+    checkpoint keys do not change."""
+    data = planted_feature_set()
+    split = planted_split(data)
+    d42 = {"fusion": "none", "factor_tokens": "both", "cs_stem_grad": 1.0}
+    for cls in (StormTSPredictor, StormCSPredictor):
+        now = cls(preset="small", seed=1, cache_dir=None)._payload_expected(data, split)
+        before = cls(preset="small", seed=1, cache_dir=None,
+                     **d42)._payload_expected(data, split)
+        assert now["key"] == before["key"], cls.name

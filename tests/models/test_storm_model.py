@@ -32,8 +32,11 @@ def test_small_preset_shapes_on_dj30_sizes():
     assert f["z_cs"].shape == f["q_cs"].shape == (2, 64, 64)
     assert f["z_ts"].shape == f["q_ts"].shape == (2, 4 * 29, 64)   # 64 / 16 blocks (D40)
     assert f["codes_cs"].shape == (2, 64) and f["codes_ts"].shape == (2, 4 * 29)
-    assert f["phi"].shape == (2, 64 + 4, 128)          # market tokens: days + TS blocks
-    assert f["mu_z"].shape == f["sigma_z"].shape == (2, 68)
+    # D43: the market tokens are the 4 stock-pooled TS blocks; the CS view enters through
+    # the gated fusion
+    assert f["phi"].shape == (2, 4, 128)
+    assert f["mu_z"].shape == f["sigma_z"].shape == (2, 4)
+    assert model.fusion is not None and model.fusion.gates is not None
     assert model.predict(batch).shape == (2, 29)
     with torch.no_grad():
         enc = model._encode(batch)
@@ -71,7 +74,7 @@ def test_tiny_preset_shapes_on_close_only_data():
 
 @pytest.mark.parametrize("branches, tokens", [("ts", 4), ("cs", 64)])
 def test_single_branch_ablations(branches, tokens):
-    cfg = replace(DJ30, branches=branches)
+    cfg = replace(DJ30, branches=branches, fusion="none", factor_tokens="both")
     model = _model(cfg)
     batch = random_batch(cfg)
     f = model.factors(batch)

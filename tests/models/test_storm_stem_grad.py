@@ -14,7 +14,9 @@ from storm_bt.models.storm.synthetic import random_batch
 
 torch.set_num_threads(1)
 
-DJ30 = small.with_data(29, 152, ("open", "high", "low", "close", "adj_close"))
+# the whole CS gradient into the stem (D42; D43's small stops it)
+DJ30 = replace(small.with_data(29, 152, ("open", "high", "low", "close", "adj_close")),
+               cs_stem_grad=1.0)
 
 
 def _stem_grad(cfg, term: str) -> tuple[torch.Tensor, dict]:

@@ -82,6 +82,13 @@ class StormPredictor(PresetTorchPredictor):
         if branches not in (None, self.branches):
             raise StormBtError(f"{self.name} uses branches={self.branches!r}, not {branches!r}; "
                                "pick the model storm, storm-ts or storm-cs instead")
+        if self.branches != "both":
+            # a single branch has nothing to fuse and only its own factor tokens: the dual
+            # model's fusion and factor_tokens (D43 in `small`, the fusion in `paper`) do
+            # not apply, and an explicit setting of either is refused by StormConfig
+            for key, single in (("fusion", "none"), ("factor_tokens", "both")):
+                if kwargs.get(key) is None:
+                    kwargs[key] = single
         super().__init__(preset=preset, branches=self.branches, **kwargs)
 
     def make_model(self, config: StormConfig, dims: DataDims) -> nn.Module:
