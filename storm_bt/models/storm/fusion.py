@@ -58,11 +58,6 @@ class MarketReadsStocks(nn.Module):
         self.norm_c, self.norm_u = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
 
-    def gate_values(self) -> dict[str, float]:
-        """gate_<update>: tanh(a) of each update, the mean over layers (0 = closed)."""
-        values = torch.tanh(self.gates.detach()).mean(dim=0)
-        return {f"gate_{name}": float(v) for name, v in zip(self.UPDATES, values)}
-
     def forward(self, c: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         kv = self.norm_u(pooled)
         out, _ = self.attn(self.norm_c(c), kv, kv, need_weights=False)

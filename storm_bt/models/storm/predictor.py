@@ -85,7 +85,7 @@ class StormPredictor(PresetTorchPredictor):
         if self.branches != "both":
             # a single branch has nothing to fuse and only its own factor tokens: the dual
             # model's fusion and factor_tokens (D43 in `small`, the fusion in `paper`) do
-            # not apply, and an explicit setting of either is refused by StormConfig
+            # not apply (StormConfig refuses an explicit fusion for one branch)
             for key, single in (("fusion", "none"), ("factor_tokens", "both")):
                 if kwargs.get(key) is None:
                     kwargs[key] = single
