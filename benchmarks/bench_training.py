@@ -82,6 +82,16 @@ def load_universe(path: Path, universe: str):
     return panel
 
 
+def paper_split(data):
+    """STORM_SPEC D13 fixed: train 2008-04-01 .. 2019-03-31, valid 2019-04-01 ..
+    2021-03-31, test from 2021-04-01 to the data's last day."""
+    import pandas as pd
+    from storm_bt.features.dataset import Split
+
+    return Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),
+                 pd.Timestamp("2021-04-01"), data.dates[-1])
+
+
 def predictor_class(name: str):
     import importlib
 
@@ -226,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(PREDICTORS)}")
 
-    from storm_bt.features.dataset import Split, build_feature_set
+    from storm_bt.features.dataset import build_feature_set
 
     torch.set_num_threads(args.threads)
     logging.getLogger("storm_bt").setLevel(logging.WARNING)
@@ -239,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
              time.perf_counter() - started, peak_rss_gb(), rss_now_gb())
     import pandas as pd
 
-    split = Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),
-                  pd.Timestamp("2021-04-01"), data.dates[-1])
+    split = paper_split(data)
     rows = []
     for text in models:
         row = bench_model(text, args, data, split)

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_training import DEFAULT_DATA, load_universe, parse_variant, predictor_class
+from bench_training import (DEFAULT_DATA, load_universe, paper_split, parse_variant,
+                            predictor_class)
 
 log = logging.getLogger("storm_gate_ablation")
 
@@ -56,14 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("SKIP storm_gate_ablation: %s not found", args.data)
         return 0
     from storm_bt.evaluation.significance import paired_difference
-    from storm_bt.features.dataset import Split, build_feature_set
+    from storm_bt.features.dataset import build_feature_set
     from storm_bt.models.neural.training import _valid_ends
     from storm_bt.models.storm.fusion import BranchFusion
 
     torch.set_num_threads(args.threads)
     data = build_feature_set(load_universe(args.data, args.universe))
-    split = Split(pd.Timestamp("2008-04-01"), pd.Timestamp("2019-04-01"),
-                  pd.Timestamp("2021-04-01"), data.dates[-1])
+    split = paper_split(data)
     name, overrides = parse_variant(args.variant)
     rows = []
     for seed in args.seeds:
