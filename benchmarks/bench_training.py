@@ -92,6 +92,15 @@ def paper_split(data):
                  pd.Timestamp("2021-04-01"), data.dates[-1])
 
 
+def paper_data(path: Path, universe: str):
+    """(FeatureSet, Split): the features of `load_universe(path, universe)` and their
+    `paper_split`."""
+    from storm_bt.features.dataset import build_feature_set
+
+    data = build_feature_set(load_universe(path, universe))
+    return data, paper_split(data)
+
+
 def predictor_class(name: str):
     import importlib
 

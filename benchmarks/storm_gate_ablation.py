@@ -24,22 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_training import (DEFAULT_DATA, load_universe, paper_split, parse_variant,
-                            predictor_class)
+from bench_training import DEFAULT_DATA, paper_data, parse_variant, predictor_class
 
 log = logging.getLogger("storm_gate_ablation")
-
-
-def _daily_rank_ic(predictor, data, ends) -> pd.Series:
-    from storm_bt.evaluation.ic import daily_rank_ic
-    from storm_bt.models.neural.training import predict_windows
-
-    model = predictor.model
-    device = next(iter(model.parameters())).device
-    pred = predict_windows(model, data, ends, predictor.history, 8, device)
-    dates = data.dates[ends]
-    return daily_rank_ic(pd.DataFrame(pred, index=dates, columns=data.tickers),
-                         pd.DataFrame(data.labels[ends], index=dates, columns=data.tickers))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,13 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("SKIP storm_gate_ablation: %s not found", args.data)
         return 0
     from storm_bt.evaluation.significance import paired_difference
-    from storm_bt.features.dataset import build_feature_set
-    from storm_bt.models.neural.training import _valid_ends
+    from storm_bt.models.neural.training import window_rank_ic
     from storm_bt.models.storm.fusion import BranchFusion
 
     torch.set_num_threads(args.threads)
-    data = build_feature_set(load_universe(args.data, args.universe))
-    split = paper_split(data)
+    data, split = paper_data(args.data, args.universe)
     name, overrides = parse_variant(args.variant)
     rows = []
     for seed in args.seeds:
@@ -74,9 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         fusion = predictor.model.fusion
         if fusion is None or fusion.gates is None:
             raise SystemExit(f"{args.variant} has no gated fusion; add fusion=gated")
-        ends = _valid_ends(data, split, predictor.history)
+        ends = data.sample_ends(*split.valid, predictor.history)
+
+        def scored() -> pd.Series:
+            return window_rank_ic(predictor.model, data, ends, predictor.history, 8,
+                                  torch.device("cpu"))
+
         trained = fusion.gates.detach().clone()
-        base = _daily_rank_ic(predictor, data, ends)
+        base = scored()
         row = {"seed": seed, "trained": base.mean(),
                **{f"tanh a {k}": v for k, v in fusion.gate_values().items()}}
         closed = {update: [i] for i, update in enumerate(BranchFusion.UPDATES)}
@@ -85,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 fusion.gates.copy_(trained)
                 fusion.gates[:, columns] = 0.0
-            ic = _daily_rank_ic(predictor, data, ends)
+            ic = scored()
             diff = paired_difference(base, ic)
             row[f"{label} closed"] = ic.mean()
             row[f"trained minus {label} closed"] = diff["diff"]

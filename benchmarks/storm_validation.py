@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench_training import (DEFAULT_DATA, load_universe, paper_split, parse_variant,
-                            peak_rss_gb, predictor_class)
+from bench_training import (DEFAULT_DATA, paper_data, parse_variant, peak_rss_gb,
+                            predictor_class)
 
 log = logging.getLogger("storm_validation")
 
@@ -48,11 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.exists():
         log.info("SKIP storm_validation: %s not found", args.data)
         return 0
-    from storm_bt.features.dataset import build_feature_set
-
     torch.set_num_threads(args.threads)
-    data = build_feature_set(load_universe(args.data, args.universe))
-    split = paper_split(data)
+    data, split = paper_data(args.data, args.universe)
     rows = []
     for text in args.variants:
         name, overrides = parse_variant(text)

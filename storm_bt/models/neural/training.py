@@ -283,16 +283,23 @@ def _valid_ends(data: FeatureSet, split: Split, history: int) -> np.ndarray:
     return ends
 
 
-def valid_rank_ic(model: nn.Module, data: FeatureSet, ends: np.ndarray, history: int,
-                  batch_size: int, device: torch.device,
-                  stocks: np.ndarray | None = None) -> float:
-    """Mean daily RankIC of the model's scores on the windows ending at ``ends`` (across
-    the columns ``stocks`` only, when given)."""
+def window_rank_ic(model: nn.Module, data: FeatureSet, ends: np.ndarray, history: int,
+                   batch_size: int, device: torch.device,
+                   stocks: np.ndarray | None = None) -> pd.Series:
+    """Daily RankIC of the model's scores on the windows ending at ``ends`` (across the
+    columns ``stocks`` only, when given), indexed by the windows' dates."""
     pred = predict_windows(model, data, ends, history, batch_size, device, stocks)
     cols = np.arange(len(data.tickers)) if stocks is None else np.asarray(stocks)
     dates, tickers = data.dates[ends], [data.tickers[i] for i in cols]
-    ic = daily_rank_ic(pd.DataFrame(pred, index=dates, columns=tickers),
-                       pd.DataFrame(data.labels[ends][:, cols], index=dates, columns=tickers))
+    return daily_rank_ic(pd.DataFrame(pred, index=dates, columns=tickers),
+                         pd.DataFrame(data.labels[ends][:, cols], index=dates, columns=tickers))
+
+
+def valid_rank_ic(model: nn.Module, data: FeatureSet, ends: np.ndarray, history: int,
+                  batch_size: int, device: torch.device,
+                  stocks: np.ndarray | None = None) -> float:
+    """Mean of `window_rank_ic` (NaN when no day can be scored)."""
+    ic = window_rank_ic(model, data, ends, history, batch_size, device, stocks)
     return float(ic.mean()) if len(ic) else float("nan")
 
 
