@@ -15,7 +15,8 @@ from storm_bt.models.storm.synthetic import random_batch
 
 torch.set_num_threads(1)
 
-# D42's layout (no fusion, the CS day tokens as factors) and D43's small
+# D42's layout (no fusion, the CS day tokens as factors, the whole CS gradient into the stem)
+# and the same with D43's gated fusion and TS factor tokens
 DJ30 = replace(small.with_data(29, 152, ("open", "high", "low", "close", "adj_close")),
                fusion="none", factor_tokens="both", cs_stem_grad=1.0)
 GATED = replace(DJ30, fusion="gated", factor_tokens="ts")
