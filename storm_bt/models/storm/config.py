@@ -175,9 +175,9 @@ class StormConfig:
             raise StormBtError("StormConfig.factor_tokens='ts' needs a TS branch, got "
                                "branches='cs'")
         if self.factor_tokens == "ts" and self.branches == "both" and self.fusion == "none":
-            raise StormBtError("StormConfig.factor_tokens='ts' with both branches needs a fusion "
-                               "(fusion='gated' or 'cross'), or the CS branch never reaches "
-                               "the factors")
+            raise StormBtError("StormConfig.factor_tokens='ts' with both branches needs a fusion, "
+                               "or the CS branch never reaches the factors; set fusion='gated' "
+                               "or 'cross', or factor_tokens='both'")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")
