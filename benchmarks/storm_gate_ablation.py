@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from storm_bt.evaluation.significance import paired_difference
     from storm_bt.models.neural.training import window_rank_ic
-    from storm_bt.models.storm.fusion import BranchFusion
 
     torch.set_num_threads(args.threads)
     data, split = paper_data(args.data, args.universe)
@@ -69,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         base = scored()
         row = {"seed": seed, "trained": base.mean(),
                **{f"tanh a {k}": v for k, v in fusion.gate_values().items()}}
-        closed = {update: [i] for i, update in enumerate(BranchFusion.UPDATES)}
-        closed["all"] = list(range(len(BranchFusion.UPDATES)))
+        closed = {update: [i] for i, update in enumerate(fusion.updates)}
+        closed["all"] = list(range(len(fusion.updates)))
         for label, columns in closed.items():
             with torch.no_grad():
                 fusion.gates.copy_(trained)
@@ -87,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows)
     log.info("\n%s", table.round(4).T.to_string())
     if len(rows) > 1:
-        for label in ["ts_reads_cs", "mlp_u", "all"]:
+        for label in ("ts_reads_cs", "mlp_u", "all"):
+            if f"trained minus {label} closed" not in table:
+                continue
             d = table[f"trained minus {label} closed"]
             log.info("trained minus %s closed over seeds: %+.4f ± %.4f", label, d.mean(),
                      d.std(ddof=1) / np.sqrt(len(d)))

@@ -134,3 +134,54 @@ def test_the_ablations_keep_their_keys_under_d43():
         before = cls(preset="small", seed=1, cache_dir=None,
                      **d42)._payload_expected(data, split)
         assert now["key"] == before["key"], cls.name
+
+
+# ----------------------------------------------------------- fusion_mlp=False (the cross reads)
+NO_MLP = replace(GATED, fusion_mlp=False)
+
+
+def test_a_fusion_without_mlps_has_the_two_cross_reads_and_their_gates():
+    fusion = StormModel(NO_MLP).fusion
+    assert fusion.updates == ("ts_reads_cs", "cs_reads_ts")
+    assert fusion.gates.shape == (NO_MLP.fusion_depth, 2)
+    assert all(set(layer) == {"ts_reads_cs", "cs_reads_ts"} for layer in fusion.layers)
+    assert set(fusion.gate_values()) == {"gate_ts_reads_cs", "gate_cs_reads_ts"}
+    assert sum(p.numel() for p in StormModel(GATED).fusion.parameters()) \
+        > sum(p.numel() for p in fusion.parameters())
+
+
+def test_a_fusion_without_mlps_is_the_identity_with_closed_gates_and_reads_cs_when_open():
+    torch.manual_seed(0)
+    fusion = StormModel(NO_MLP).fusion
+    c, u = torch.randn(2, 8, NO_MLP.d_model), torch.randn(2 * 3, 4, NO_MLP.d_model)
+    c_out, u_out = fusion(c, u)
+    torch.testing.assert_close((c_out, u_out), (c, u), rtol=0, atol=0)
+    with torch.no_grad():
+        fusion.gates.fill_(0.5)
+    _, u_open = fusion(c, u)
+    _, u_other = fusion(c + torch.randn_like(c), u)
+    assert (u_open - u_other).abs().max() > 1e-4
+
+
+def test_the_closed_fusion_without_mlps_keeps_the_cs_branch_out_of_the_prediction():
+    batch = random_batch(NO_MLP)
+    torch.manual_seed(0)
+    model = StormModel(NO_MLP)
+    before = model.predict(batch)
+    _perturb_cs_branch(model)
+    torch.testing.assert_close(model.predict(batch), before, rtol=0, atol=0)
+    assert "gate_mlp_u" not in model.diagnostics(batch)
+
+
+def test_fusion_mlp_keys_the_dual_model_only_when_false():
+    data = planted_feature_set()
+    split = planted_split(data)
+
+    def payload(cls, **kw):
+        return cls(preset="small", seed=1, cache_dir=None, **kw)._payload_expected(data, split)
+
+    assert "fusion_mlp" not in payload(StormPredictor)["model_config"]
+    assert payload(StormPredictor)["key"] == payload(StormPredictor, fusion_mlp=True)["key"]
+    assert payload(StormPredictor)["key"] != payload(StormPredictor, fusion_mlp=False)["key"]
+    for cls in (StormTSPredictor, StormCSPredictor):
+        assert payload(cls)["key"] == payload(cls, fusion_mlp=False)["key"], cls.name

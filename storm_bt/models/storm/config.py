@@ -83,6 +83,9 @@ class StormConfig:
     fusion: str = "none"
     fusion_depth: int = 1
     fusion_heads: int = 4
+    #: each fusion layer ends with an MLP on the TS and on the CS tokens (True, D1 and D27),
+    #: or is the two cross reads alone (False). Keys hold it only when it is False.
+    fusion_mlp: bool = True
 
     # vector quantiser
     codebook_size: int = 128

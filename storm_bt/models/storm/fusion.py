@@ -6,9 +6,9 @@ With c (B, T, d) the CS day tokens and u (B S, J, d) the TS tokens of every stoc
     u_{s,j} <- u_{s,j} + Attn(LN u_{s,j} ; keys/values LN c_1..c_T)      TS reads the market
     ubar_j   = mean_s u_{s,j}                                           pooled TS summary
     c_t     <- c_t + Attn(LN c_t ; keys/values LN ubar_1..ubar_J)       CS reads the stocks
-    u <- u + MLP(LN u),  c <- c + MLP(LN c)
+    u <- u + MLP(LN u),  c <- c + MLP(LN c)                            (with mlp=True)
 
-With gated=True (fusion="gated") every residual update above is multiplied by tanh(a), one
+With mlp=False (fusion_mlp=False) a layer is the two cross reads alone. With gated=True (fusion="gated") every residual update above is multiplied by tanh(a), one
 scalar a per update and layer, initialised at 0 (the tanh-gated cross-attention of
 Flamingo): the fusion starts as the identity, so the dual model starts from its branches
 as they are, and the label's gradient on a decides how much each view takes from the other.
@@ -69,28 +69,34 @@ class BranchFusion(nn.Module):
     UPDATES = ("ts_reads_cs", "cs_reads_ts", "mlp_u", "mlp_c")
 
     def __init__(self, dim: int, depth: int = 1, heads: int = 4, mlp_ratio: float = 4.0,
-                 gated: bool = False):
+                 gated: bool = False, mlp: bool = True):
         super().__init__()
         hidden = int(dim * mlp_ratio)
-        self.layers = nn.ModuleList(nn.ModuleDict({
-            "ts_reads_cs": StocksReadMarket(dim, heads),
-            "cs_reads_ts": MarketReadsStocks(dim, heads),
-            "norm_u": nn.LayerNorm(dim), "mlp_u": FeedForward(dim, hidden),
-            "norm_c": nn.LayerNorm(dim), "mlp_c": FeedForward(dim, hidden),
-        }) for _ in range(depth))
+        #: the updates this fusion has (UPDATES, or the two cross reads without the MLPs)
+        self.updates = self.UPDATES if mlp else self.UPDATES[:2]
+
+        def layer() -> nn.ModuleDict:
+            modules = {"ts_reads_cs": StocksReadMarket(dim, heads),
+                       "cs_reads_ts": MarketReadsStocks(dim, heads)}
+            if mlp:
+                modules.update(norm_u=nn.LayerNorm(dim), mlp_u=FeedForward(dim, hidden),
+                               norm_c=nn.LayerNorm(dim), mlp_c=FeedForward(dim, hidden))
+            return nn.ModuleDict(modules)
+
+        self.layers = nn.ModuleList(layer() for _ in range(depth))
         self.apply(init_linear_and_norm)
-        #: a (depth, 4) gate logits, tanh(a) scales each update; None = ungated
-        self.gates = nn.Parameter(torch.zeros(depth, len(self.UPDATES))) if gated else None
+        #: a (depth, len(updates)) gate logits, tanh(a) scales each update; None = ungated
+        self.gates = nn.Parameter(torch.zeros(depth, len(self.updates))) if gated else None
 
     def _gate(self, i: int, name: str, update: torch.Tensor) -> torch.Tensor:
         if self.gates is None:
             return update
-        return torch.tanh(self.gates[i, self.UPDATES.index(name)]) * update
+        return torch.tanh(self.gates[i, self.updates.index(name)]) * update
 
     def gate_values(self) -> dict[str, float]:
         """gate_<update>: tanh(a) of each update, the mean over layers (0 = closed)."""
         values = torch.tanh(self.gates.detach()).mean(dim=0)
-        return {f"gate_{name}": float(v) for name, v in zip(self.UPDATES, values)}
+        return {f"gate_{name}": float(v) for name, v in zip(self.updates, values)}
 
     def forward(self, c: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """c (B, T, d) CS tokens, u (B S, J, d) TS tokens -> fused (c, u), same shapes."""
@@ -99,6 +105,8 @@ class BranchFusion(nn.Module):
             u = u + self._gate(i, "ts_reads_cs", layer["ts_reads_cs"](u, c))
             pooled = u.reshape(b, -1, *u.shape[1:]).mean(dim=1)
             c = c + self._gate(i, "cs_reads_ts", layer["cs_reads_ts"](c, pooled))
+            if "mlp_u" not in layer:
+                continue
             u = u + self._gate(i, "mlp_u", layer["mlp_u"](layer["norm_u"](u)))
             c = c + self._gate(i, "mlp_c", layer["mlp_c"](layer["norm_c"](c)))
         return c, u

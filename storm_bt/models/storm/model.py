@@ -149,7 +149,8 @@ class StormModel(nn.Module):
         self.config = cfg = config
         self.branches = nn.ModuleDict({b: Branch(cfg, b) for b in cfg.branch_names})
         self.fusion = BranchFusion(cfg.d_model, cfg.fusion_depth, cfg.fusion_heads,
-                                   cfg.mlp_ratio, gated=cfg.fusion == "gated") \
+                                   cfg.mlp_ratio, gated=cfg.fusion == "gated",
+                                   mlp=cfg.fusion_mlp) \
             if cfg.fusion != "none" else None
         self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if cfg.uses_stem else None
         self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.stock_dim, cfg.hidden,

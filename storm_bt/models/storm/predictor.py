@@ -59,19 +59,21 @@ class StormPredictor(PresetTorchPredictor):
     #: 3: the IC loss on the prediction path on by default (D39)
     weights_version = 3
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
-                            "factor_tokens": "both"}
+                            "factor_tokens": "both", "fusion_mlp": True}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
         weighs the CS reconstruction beside a TS one) is keyed at 1.0, the value of every
         single-branch checkpoint before D42, and cs_stem_grad is left out, since neither
-        changes anything that branch trains; without a CS branch so are cs_context and
-        factor_tokens (the TS tokens are then the only factors either way)."""
+        changes anything that branch trains, nor is fusion_mlp (nothing to fuse); without a
+        CS branch so are cs_context and factor_tokens (the TS tokens are then the only
+        factors either way)."""
         identity = super().model_identity(model_config)
         if self.branches != "both":
             if "recon_cs_scale" in identity:
                 identity["recon_cs_scale"] = 1.0
             identity.pop("cs_stem_grad", None)
+            identity.pop("fusion_mlp", None)
         if self.branches == "ts":
             identity.pop("cs_context", None)
             identity.pop("factor_tokens", None)
@@ -84,9 +86,10 @@ class StormPredictor(PresetTorchPredictor):
                                "pick the model storm, storm-ts or storm-cs instead")
         if self.branches != "both":
             # a single branch has nothing to fuse and only its own factor tokens: the dual
-            # model's fusion and factor_tokens (D43 in `small`, the fusion in `paper`) do
-            # not apply (StormConfig refuses an explicit fusion for one branch)
-            for key, single in (("fusion", "none"), ("factor_tokens", "both")):
+            # model's fusion, fusion_mlp and factor_tokens (D43 in `small`, the fusion in
+            # `paper`) do not apply (StormConfig refuses an explicit fusion for one branch)
+            for key, single in (("fusion", "none"), ("fusion_mlp", True),
+                                ("factor_tokens", "both")):
                 if kwargs.get(key) is None:
                     kwargs[key] = single
         super().__init__(preset=preset, branches=self.branches, **kwargs)
