@@ -128,7 +128,7 @@ def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
     """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params
     and the seconds of the untimed first step (with ``compile_model``, the compilation)."""
     from storm_bt.models.neural.batch import make_batch
-    from storm_bt.models.neural.training import (reads_universe, train_step,
+    from storm_bt.models.neural.training import (make_optimizer, reads_universe, train_step,
                                                  warmup_linear_schedule)
 
     cfg, history = predictor.train_config, predictor.history
@@ -136,8 +136,7 @@ def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
     model = predictor.build(data).train()
     if compile_model:
         model.losses = torch.compile(model.losses)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
-                            eps=cfg.eps, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg)
     sched = warmup_linear_schedule(opt, 1, 10 ** 6)
     rng = np.random.default_rng(0)
     n_stocks, k_stocks = len(data.tickers), cfg.stocks_per_step

@@ -347,6 +347,35 @@ def test_the_schedule_warms_up_then_decays_linearly_to_zero():
     assert lrs == pytest.approx([0.0, 0.5, 1.0, 0.75, 0.5, 0.25, 0.0])
 
 
+def test_the_optimizer_takes_the_per_parameter_loop_s_steps_bit_for_bit():
+    """make_optimizer's multi-tensor AdamW changes speed, not numbers: STORM trained a few
+    steps with it holds exactly the weights of the per-parameter loop (fused AdamW does not:
+    it rounds differently)."""
+    from storm_bt.models.neural.training import make_optimizer, train_step
+    from storm_bt.models.storm import StormModel, tiny
+    from storm_bt.models.storm.synthetic import random_batch
+
+    config = tiny.with_data(6, 152, ("open", "high", "low", "close", "adj_close"))
+    cfg = TrainConfig(lr=1e-2, weight_decay=0.01)
+
+    def weights(optimizer_for) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = StormModel(config)
+        optimizer = optimizer_for(model)
+        sched = warmup_linear_schedule(optimizer, 1, 10)
+        for step in range(4):
+            torch.manual_seed(100 + step)
+            train_step(model, random_batch(config), optimizer, sched, cfg.grad_clip)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    loop = weights(lambda m: torch.optim.AdamW(m.parameters(), lr=cfg.lr, betas=cfg.betas,
+                                               eps=cfg.eps, weight_decay=cfg.weight_decay,
+                                               foreach=False))
+    initial = weights(lambda m: torch.optim.SGD(m.parameters(), lr=0.0))
+    assert not torch.equal(loop, initial)
+    assert torch.equal(weights(lambda m: make_optimizer(m, cfg)), loop)
+
+
 def test_a_range_without_windows_is_a_user_error(data):
     late = Split(data.dates[2], data.dates[5], data.dates[260], data.dates[-1])
     with pytest.raises(StormBtError, match="no training windows"):
