@@ -28,13 +28,16 @@ def _perturb_cs_branch(model: StormModel) -> None:
             p.add_(torch.randn_like(p))
 
 
-def test_closed_gates_keep_the_cs_branch_out_of_the_prediction():
-    batch = random_batch(GATED)
+@pytest.mark.parametrize("mlp", [True, False])
+def test_closed_gates_keep_the_cs_branch_out_of_the_prediction(mlp):
+    config = replace(GATED, fusion_mlp=mlp)
+    batch = random_batch(config)
     torch.manual_seed(0)
-    model = StormModel(GATED)
+    model = StormModel(config)
     before = model.predict(batch)
     _perturb_cs_branch(model)
     torch.testing.assert_close(model.predict(batch), before, rtol=0, atol=0)
+    assert ("gate_mlp_u" in model.diagnostics(batch)) == mlp
 
 
 def test_open_gates_let_the_cs_branch_into_the_prediction():
@@ -161,16 +164,6 @@ def test_a_fusion_without_mlps_is_the_identity_with_closed_gates_and_reads_cs_wh
     _, u_open = fusion(c, u)
     _, u_other = fusion(c + torch.randn_like(c), u)
     assert (u_open - u_other).abs().max() > 1e-4
-
-
-def test_the_closed_fusion_without_mlps_keeps_the_cs_branch_out_of_the_prediction():
-    batch = random_batch(NO_MLP)
-    torch.manual_seed(0)
-    model = StormModel(NO_MLP)
-    before = model.predict(batch)
-    _perturb_cs_branch(model)
-    torch.testing.assert_close(model.predict(batch), before, rtol=0, atol=0)
-    assert "gate_mlp_u" not in model.diagnostics(batch)
 
 
 def test_fusion_mlp_keys_the_dual_model_only_when_false():
