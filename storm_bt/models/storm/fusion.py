@@ -8,10 +8,11 @@ With c (B, T, d) the CS day tokens and u (B S, J, d) the TS tokens of every stoc
     c_t     <- c_t + Attn(LN c_t ; keys/values LN ubar_1..ubar_J)       CS reads the stocks
     u <- u + MLP(LN u),  c <- c + MLP(LN c)                            (with mlp=True)
 
-With mlp=False (fusion_mlp=False) a layer is the two cross reads alone. With gated=True (fusion="gated") every residual update above is multiplied by tanh(a), one
-scalar a per update and layer, initialised at 0 (the tanh-gated cross-attention of
-Flamingo): the fusion starts as the identity, so the dual model starts from its branches
-as they are, and the label's gradient on a decides how much each view takes from the other.
+With mlp=False (fusion_mlp=False) a layer is the two cross reads alone. With gated=True
+(fusion="gated") every residual update above is multiplied by tanh(a), one scalar a per
+update and layer, initialised at 0 (the tanh-gated cross-attention of Flamingo): the fusion
+starts as the identity, so the dual model starts from its branches as they are, and the
+label's gradient on a decides how much each view takes from the other.
 
 Every TS token attends to the T day tokens of its own sample only, so the cost is
 O(B S J T d), linear in S (the official CrossViT fusion runs self-attention over all
