@@ -101,6 +101,16 @@ def paper_data(path: Path, universe: str):
     return data, paper_split(data)
 
 
+def add_paper_arguments(parser) -> None:
+    """The options of the validation-only scripts that fit seeds on `paper_data`: --data,
+    --universe, --seeds, --threads (1: two fits side by side on 2 cores) and --preset."""
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--universe", choices=["dj30", "all"], default="dj30")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--preset", default="small")
+
+
 def predictor_class(name: str):
     import importlib
 

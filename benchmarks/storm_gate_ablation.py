@@ -24,19 +24,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_training import DEFAULT_DATA, paper_data, parse_variant, predictor_class
+from bench_training import add_paper_arguments, paper_data, parse_variant, predictor_class
 
 log = logging.getLogger("storm_gate_ablation")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--universe", choices=["dj30", "all"], default="dj30")
+    add_paper_arguments(parser)
     parser.add_argument("--variant", default="storm:fusion=gated,factor_tokens=ts")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--preset", default="small")
     parser.add_argument("--cache-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench_training import (DEFAULT_DATA, paper_data, parse_variant, peak_rss_gb,
+from bench_training import (add_paper_arguments, paper_data, parse_variant, peak_rss_gb,
                             predictor_class)
 
 log = logging.getLogger("storm_validation")
@@ -33,13 +33,9 @@ log = logging.getLogger("storm_validation")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--universe", choices=["dj30", "all"], default="dj30")
+    add_paper_arguments(parser)
     parser.add_argument("--variants", nargs="+", default=["storm", "storm-ts"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--preset", default="small")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="checkpoint cache to save fits to and reuse them from "
                              "(default: none, every fit is trained)")
