@@ -10,7 +10,9 @@ variant is a registry-like name (storm, storm-ts, storm-cs) with optional
 ``:key=value,key=value`` overrides (model or training settings). For each variant and
 seed it prints the per-epoch valid RankIC, its 3-epoch mean, the restored epoch, the last
 epoch's diagnostics (gradient shares, KL, posterior train RankIC, codes in use) and the
-training time. Skips (exit 0) when the data is absent. With ``--cache-dir`` each fit is
+training time (from the fit's log, also for a fit reused from the cache); with several
+variants, each one's score minus the first variant's, paired by seed (mean ± standard
+error). Skips (exit 0) when the data is absent. With ``--cache-dir`` each fit is
 saved to (or reused from) the checkpoint cache, under the same key a `factors` or
 `portfolio` run on the same tickers, split, settings and seed would use, so a validation A/B
 can feed a later test run at no cost.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -55,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
                                               device="cpu", num_threads=args.threads,
                                               cache_dir=args.cache_dir, progress=False,
                                               **settings)
-            started = time.perf_counter()
             predictor.fit(data, split)
             result = predictor.train_result
             epochs = result["epochs"]
@@ -70,10 +70,28 @@ def main(argv: list[str] | None = None) -> int:
                          "mean valid RankIC, all epochs": sum(e["valid_rank_ic"] for e in epochs)
                          / len(epochs),
                          "epochs run": len(epochs),
-                         "s/epoch": (time.perf_counter() - started) / len(epochs),
+                         # the training log's seconds: a fit reused from the cache keeps them
+                         "s/epoch": result["seconds"] / len(epochs),
+                         "source": "trained" if predictor.source == "trained" else "cache",
                          "rss GB": peak_rss_gb()})
-    log.info("\n%s", pd.DataFrame(rows).round(4).to_string(index=False))
+    table = pd.DataFrame(rows)
+    log.info("\n%s", table.round(4).to_string(index=False))
+    if len(args.variants) > 1:
+        log.info("\nSelection score (3-epoch mean) minus %s's, paired by seed (mean ± se over "
+                 "the seeds both have; seeds ahead):\n%s", args.variants[0],
+                 paired_scores(table, args.variants[0]).to_string(index=False))
     return 0
+
+
+def paired_scores(table: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Each variant's selection score minus ``reference``'s, paired by seed
+    (`storm_bt.experiments.factors.seed_pairs` on the validation score alone)."""
+    from storm_bt.experiments.factors import seed_pairs
+
+    scores = table.rename(columns={"variant": "model",
+                                   "valid RankIC 3-epoch mean": "valid_score"})
+    pairs = seed_pairs(scores[["model", "seed", "valid_score"]], reference)
+    return pairs[["model", "vs", "seeds", "valid_diff", "valid_se", "valid_ahead"]].round(4)
 
 
 if __name__ == "__main__":
