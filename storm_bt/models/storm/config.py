@@ -71,6 +71,11 @@ class StormConfig:
     #: of the stem from the per-date feature mean and covariance the batch carries; needs a
     #: linear stem or none). Checkpoint keys hold it only when it is not "batch".
     cs_context: str = "batch"
+    #: with both branches, the TS branch patches each stock's stem minus the day's mean of
+    #: the stem over the batch's stocks (the first moment the CS branch pools), so a stock's
+    #: sequence is its path relative to the market that day; storm-ts has no CS view and
+    #: never does this. Needs ts_input="stem". Checkpoint keys hold it only when it is True.
+    ts_relative: bool = False
     d_model: int = 64
     enc_depth: int = 2
     dec_depth: int = 1
@@ -181,6 +186,13 @@ class StormConfig:
             raise StormBtError("StormConfig.factor_tokens='ts' with both branches needs a fusion, "
                                "or the CS branch never reaches the factors; set fusion='gated' "
                                "or 'cross', or factor_tokens='both'")
+        if self.ts_relative and (self.branches != "both" or self.ts_input != "stem"
+                                 or self.cs_context != "batch"):
+            raise StormBtError(
+                "StormConfig.ts_relative=True needs both branches (the cross-sectional mean "
+                "is the CS view), ts_input='stem' and cs_context='batch'; got "
+                f"branches={self.branches!r}, ts_input={self.ts_input!r}, "
+                f"cs_context={self.cs_context!r}")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")

@@ -10,7 +10,8 @@ For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
                                           moments of u from the batch's universe mean and
                                           covariance of x; the CS target likewise)
     ts: v = Encoder_ts(Patch_ts(u))       (B S, T/p, d)  each stock its own sequence
-                                          (Patch_ts(x) with ts_input="features")
+                                          (Patch_ts(x) with ts_input="features";
+                                          Patch_ts(u - mean_s u) with ts_relative)
     [optional fusion, D1: v reads c, c reads mean_s v; fusion="gated": each update times
      tanh(a), a = 0 at first]                                       (fusion.py)
     z_b = sqrt(d) z_b / ||z_b||           (normalize_codes)
@@ -209,6 +210,16 @@ class StormModel(nn.Module):
         moments = stem_moments(batch.universe_mean, batch.universe_cov, weight, bias)
         return moments[batch.universe_index]
 
+    def _ts_input(self, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        """What the TS branch patches (B, T, S, C): the stem u (D37), u_s - mean_s' u_s' per
+        day with ts_relative (each stock relative to the batch's cross-section), or the raw
+        features x with ts_input="features"."""
+        if not self.config.ts_uses_stem:
+            return x
+        if self.config.ts_relative:
+            return u - u.mean(dim=2, keepdim=True)
+        return u
+
     def _encode(self, batch: Batch) -> _Encoded:
         x = batch.x
         s = x.shape[2]
@@ -216,7 +227,7 @@ class StormModel(nn.Module):
         u = self.stem(x) if self.stem is not None else None
         for name, branch in self.branches.items():
             if name == "ts":
-                out.z[name] = branch.encode(u if self.config.ts_uses_stem else x)
+                out.z[name] = branch.encode(self._ts_input(x, u))
             elif self._cs_uses_universe(batch):
                 out.z[name] = branch.encode_moments(self._universe_stem_moments(batch))
             else:

@@ -59,7 +59,7 @@ class StormPredictor(PresetTorchPredictor):
     #: 3: the IC loss on the prediction path on by default (D39)
     weights_version = 3
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
-                            "factor_tokens": "both", "fusion_mlp": True}
+                            "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
@@ -85,11 +85,12 @@ class StormPredictor(PresetTorchPredictor):
             raise StormBtError(f"{self.name} uses branches={self.branches!r}, not {branches!r}; "
                                "pick the model storm, storm-ts or storm-cs instead")
         if self.branches != "both":
-            # a single branch has nothing to fuse and only its own factor tokens: the dual
-            # model's fusion, fusion_mlp and factor_tokens (D43 in `small`, the fusion in
-            # `paper`) do not apply (StormConfig refuses an explicit fusion for one branch)
+            # a single branch has nothing to fuse, only its own factor tokens and no
+            # cross-sectional mean to subtract: the dual model's fusion, fusion_mlp,
+            # factor_tokens and ts_relative (D43 in `small`, the fusion in `paper`) do not
+            # apply (StormConfig refuses an explicit fusion or ts_relative for one branch)
             for key, single in (("fusion", "none"), ("fusion_mlp", True),
-                                ("factor_tokens", "both")):
+                                ("factor_tokens", "both"), ("ts_relative", False)):
                 if kwargs.get(key) is None:
                     kwargs[key] = single
         super().__init__(preset=preset, branches=self.branches, **kwargs)
