@@ -74,7 +74,8 @@ class StormConfig:
     #: with both branches, the TS branch patches each stock's stem minus the day's mean of
     #: the stem over the batch's stocks (the first moment the CS branch pools), so a stock's
     #: sequence is its path relative to the market that day; storm-ts has no CS view and
-    #: never does this. Needs ts_input="stem". Checkpoint keys hold it only when it is True.
+    #: never does this. Needs ts_input="stem" and cs_context="batch" (tried on validation, not
+    #: adopted: README, Benchmarks). Checkpoint keys hold it only when it is True.
     ts_relative: bool = False
     d_model: int = 64
     enc_depth: int = 2
