@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from planted import planted_feature_set, planted_split
 from storm_bt.errors import StormBtError
-from storm_bt.models.storm import StormModel, small
+from storm_bt.models.neural.batch import make_batch
+from storm_bt.models.storm import StormModel, small, tiny
 from storm_bt.models.storm.predictor import StormCSPredictor, StormPredictor, StormTSPredictor
 from storm_bt.models.storm.synthetic import random_batch
 
@@ -49,9 +51,35 @@ def test_relative_ts_tokens_still_see_each_stocks_own_path():
     assert (after - _ts_tokens(config, batch)).abs().max() > 1e-2
 
 
+def test_with_the_universe_context_a_subsets_ts_tokens_are_the_whole_universes():
+    """cs_context="universe": a stock's relative path is taken against every stock's mean
+    (m_t W' + b from the batch's universe moments), so a training subset sees each of its
+    stocks as prediction on the whole universe does."""
+    data = planted_feature_set(n_stocks=12, n_features=8)
+    rng = np.random.default_rng(1)
+    data.features = (data.features * rng.uniform(0.5, 2.0, (1, 12, 1))
+                     + rng.normal(0.0, 1.0, (1, 12, 1))).astype(np.float32)
+    config = replace(tiny, ts_relative=True, cs_context="universe").with_data(
+        12, data.n_features, ("open", "high", "low", "close", "adj_close"))
+    ends, subset = np.array([90, 180]), np.array([0, 3, 4, 9])
+
+    def tokens(batch, n_stocks):
+        torch.manual_seed(0)
+        model = StormModel(config).eval()
+        with torch.no_grad():
+            z = model._encode(batch).z["ts"]
+        return z.reshape(len(ends), n_stocks, *z.shape[1:])
+
+    whole = tokens(make_batch(data, ends, tiny.history), 12)[:, subset]
+    universe = tokens(make_batch(data, ends, tiny.history, subset, universe=True), len(subset))
+    own = tokens(make_batch(data, ends, tiny.history, subset), len(subset))
+    torch.testing.assert_close(universe, whole, rtol=1e-4, atol=1e-4)
+    assert (own - whole).abs().max() > 1e-2        # the subset's own mean differs
+
+
 @pytest.mark.parametrize("change", [{"branches": "ts", "fusion": "none", "factor_tokens": "both"},
-                                    {"ts_input": "features"}, {"cs_context": "universe"}])
-def test_ts_relative_is_refused_without_a_batch_cross_section_to_subtract(change):
+                                    {"ts_input": "features"}])
+def test_ts_relative_is_refused_without_a_cross_section_to_subtract(change):
     with pytest.raises(StormBtError, match="ts_relative=True needs both branches"):
         replace(DJ30, ts_relative=True, **change)
 

@@ -72,10 +72,10 @@ class StormConfig:
     #: linear stem or none). Checkpoint keys hold it only when it is not "batch".
     cs_context: str = "batch"
     #: with both branches, the TS branch patches each stock's stem minus the day's mean of
-    #: the stem over the batch's stocks (the first moment the CS branch pools), so a stock's
-    #: sequence is its path relative to the market that day; storm-ts has no CS view and
-    #: never does this. Needs ts_input="stem" and cs_context="batch" (tried on validation, not
-    #: adopted: README, Benchmarks). Checkpoint keys hold it only when it is True.
+    #: the stem over the stocks the CS branch pools (the batch's, or with cs_context=
+    #: "universe" every stock's), so a stock's sequence is its path relative to the market
+    #: that day; storm-ts has no CS view and never does this. Needs ts_input="stem" (tried
+    #: on validation, not adopted: README, Benchmarks). Keys hold it only when it is True.
     ts_relative: bool = False
     d_model: int = 64
     enc_depth: int = 2
@@ -187,13 +187,11 @@ class StormConfig:
             raise StormBtError("StormConfig.factor_tokens='ts' with both branches needs a fusion, "
                                "or the CS branch never reaches the factors; set fusion='gated' "
                                "or 'cross', or factor_tokens='both'")
-        if self.ts_relative and (self.branches != "both" or self.ts_input != "stem"
-                                 or self.cs_context != "batch"):
+        if self.ts_relative and (self.branches != "both" or self.ts_input != "stem"):
             raise StormBtError(
                 "StormConfig.ts_relative=True needs both branches (the cross-sectional mean "
-                "is the CS view), ts_input='stem' and cs_context='batch'; got "
-                f"branches={self.branches!r}, ts_input={self.ts_input!r}, "
-                f"cs_context={self.cs_context!r}")
+                "is the CS view) and ts_input='stem'; got "
+                f"branches={self.branches!r}, ts_input={self.ts_input!r}")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")

@@ -11,7 +11,8 @@ For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
                                           covariance of x; the CS target likewise)
     ts: v = Encoder_ts(Patch_ts(u))       (B S, T/p, d)  each stock its own sequence
                                           (Patch_ts(x) with ts_input="features";
-                                          Patch_ts(u - mean_s u) with ts_relative)
+                                          Patch_ts(u - mean_s u) with ts_relative,
+                                          the mean the CS branch's, batch or universe)
     [optional fusion, D1: v reads c, c reads mean_s v; fusion="gated": each update times
      tanh(a), a = 0 at first]                                       (fusion.py)
     z_b = sqrt(d) z_b / ||z_b||           (normalize_codes)
@@ -210,15 +211,19 @@ class StormModel(nn.Module):
         moments = stem_moments(batch.universe_mean, batch.universe_cov, weight, bias)
         return moments[batch.universe_index]
 
-    def _ts_input(self, x: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+    def _ts_input(self, batch: Batch, u: torch.Tensor | None) -> torch.Tensor:
         """What the TS branch patches (B, T, S, C): the stem u (D37), u_s - mean_s' u_s' per
-        day with ts_relative (each stock relative to the batch's cross-section), or the raw
-        features x with ts_input="features"."""
+        day with ts_relative (each stock relative to the cross-section the CS branch pools:
+        the batch's stocks, or every stock of the universe, mean_s' u_s' = m_t W' + b, when
+        the batch carries its moments), or the raw features x with ts_input="features"."""
         if not self.config.ts_uses_stem:
-            return x
-        if self.config.ts_relative:
-            return u - u.mean(dim=2, keepdim=True)
-        return u
+            return batch.x
+        if not self.config.ts_relative:
+            return u
+        if self._cs_uses_universe(batch):
+            mean = self.stem(batch.universe_mean)[batch.universe_index]      # (B, T, F')
+            return u - mean[:, :, None]
+        return u - u.mean(dim=2, keepdim=True)
 
     def _encode(self, batch: Batch) -> _Encoded:
         x = batch.x
@@ -227,7 +232,7 @@ class StormModel(nn.Module):
         u = self.stem(x) if self.stem is not None else None
         for name, branch in self.branches.items():
             if name == "ts":
-                out.z[name] = branch.encode(self._ts_input(x, u))
+                out.z[name] = branch.encode(self._ts_input(batch, u))
             elif self._cs_uses_universe(batch):
                 out.z[name] = branch.encode_moments(self._universe_stem_moments(batch))
             else:
