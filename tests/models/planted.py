@@ -25,6 +25,16 @@ def planted_feature_set(seed: int = 0, n_days: int = 320, n_stocks: int = 8,
         valid=np.ones((n_days, n_stocks), bool), fingerprint="planted")
 
 
+def uneven_feature_set(n_stocks: int = 12) -> FeatureSet:
+    """A planted set with 8 features whose stocks have different levels and spreads, so that
+    a subset of stocks has other cross-sectional moments than the whole universe."""
+    data = planted_feature_set(n_stocks=n_stocks, n_features=8)
+    rng = np.random.default_rng(1)
+    data.features = (data.features * rng.uniform(0.5, 2.0, (1, n_stocks, 1))
+                     + rng.normal(0.0, 1.0, (1, n_stocks, 1))).astype(np.float32)
+    return data
+
+
 def planted_split(data: FeatureSet) -> Split:
     d = data.dates
     return Split(d[0], d[200], d[260], d[-1])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from planted import planted_feature_set, planted_split
+from planted import planted_feature_set, planted_split, uneven_feature_set
 from storm_bt.errors import StormBtError
 from storm_bt.models.neural.batch import make_batch
 from storm_bt.models.storm import StormModel, small, tiny
@@ -55,10 +55,7 @@ def test_with_the_universe_context_a_subsets_ts_tokens_are_the_whole_universes()
     """cs_context="universe": a stock's relative path is taken against every stock's mean
     (m_t W' + b from the batch's universe moments), so a training subset sees each of its
     stocks as prediction on the whole universe does."""
-    data = planted_feature_set(n_stocks=12, n_features=8)
-    rng = np.random.default_rng(1)
-    data.features = (data.features * rng.uniform(0.5, 2.0, (1, 12, 1))
-                     + rng.normal(0.0, 1.0, (1, 12, 1))).astype(np.float32)
+    data = uneven_feature_set(n_stocks=12)
     config = replace(tiny, ts_relative=True, cs_context="universe").with_data(
         12, data.n_features, ("open", "high", "low", "close", "adj_close"))
     ends, subset = np.array([90, 180]), np.array([0, 3, 4, 9])

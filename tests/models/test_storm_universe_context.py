@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from planted import planted_feature_set, planted_split
+from planted import planted_feature_set, planted_split, uneven_feature_set
 from storm_bt.features.dataset import FeatureSet
 from storm_bt.models.neural.batch import make_batch
 from storm_bt.models.neural.training import TrainConfig, train_model
@@ -21,15 +21,6 @@ torch.set_num_threads(1)
 PRICES = ("open", "high", "low", "close", "adj_close")
 
 
-def _data(n_stocks: int = 12) -> FeatureSet:
-    data = planted_feature_set(n_stocks=n_stocks, n_features=8)
-    rng = np.random.default_rng(1)
-    # stocks with different levels and spreads, so that subsets have other moments
-    data.features = (data.features * rng.uniform(0.5, 2.0, (1, n_stocks, 1))
-                     + rng.normal(0.0, 1.0, (1, n_stocks, 1))).astype(np.float32)
-    return data
-
-
 def _model(data: FeatureSet, **settings) -> StormModel:
     torch.manual_seed(0)
     cfg = replace(tiny, cs_context="universe", **settings).with_data(
@@ -38,7 +29,7 @@ def _model(data: FeatureSet, **settings) -> StormModel:
 
 
 def test_the_cross_section_is_each_dates_mean_and_covariance_over_every_stock():
-    data = _data()
+    data = uneven_feature_set()
     mean, cov = data.cross_section
     t = 77
     x = data.features[t].astype(np.float64)
@@ -48,10 +39,10 @@ def test_the_cross_section_is_each_dates_mean_and_covariance_over_every_stock():
 
 
 def test_the_cross_section_up_to_t_ignores_every_later_row():
-    data = _data()
+    data = uneven_feature_set()
     before = [a.copy() for a in data.cross_section]
     t = 150
-    later = _data()
+    later = uneven_feature_set()
     later.features[t + 1:] = np.random.default_rng(9).normal(
         size=later.features[t + 1:].shape).astype(np.float32) * 10
     after = later.cross_section
@@ -62,7 +53,7 @@ def test_the_cross_section_up_to_t_ignores_every_later_row():
 
 @pytest.mark.parametrize("stem", [16, 0])
 def test_with_every_stock_drawn_the_universe_path_equals_the_batch_path(stem):
-    data = _data()
+    data = uneven_feature_set()
     model = _model(data, cs_stem=stem)
     ends = np.array([70, 140, 190])
     everyone = np.arange(len(data.tickers))
@@ -82,7 +73,7 @@ def test_with_every_stock_drawn_the_universe_path_equals_the_batch_path(stem):
 
 
 def test_the_day_token_of_a_subset_is_the_universes():
-    data = _data()
+    data = uneven_feature_set()
     model = _model(data)
     ends = np.array([90, 180])
     whole = model.factors(make_batch(data, ends, tiny.history))["z_cs"]
@@ -94,7 +85,7 @@ def test_the_day_token_of_a_subset_is_the_universes():
 
 
 def test_the_stem_learns_through_the_universe_moments_and_cs_stem_grad_scales_it():
-    data = _data()
+    data = uneven_feature_set()
     batch = make_batch(data, np.array([100, 200]), tiny.history, np.array([1, 2, 5, 7]),
                        universe=True)
 
@@ -111,7 +102,7 @@ def test_the_stem_learns_through_the_universe_moments_and_cs_stem_grad_scales_it
 
 
 def test_training_on_subsets_uses_the_universe_and_is_reproducible():
-    data = _data()
+    data = uneven_feature_set()
     split = planted_split(data)
     cfg = TrainConfig(epochs=2, lr=1e-3, batch_size=16, stocks_per_step=4, valid_stocks=6,
                       seed=1, progress=False)
