@@ -24,6 +24,7 @@ from storm_bt.data.dates import parse_iso_date
 from storm_bt.data.panel import PRICE_FIELDS, Panel
 from storm_bt.errors import StormBtError
 from storm_bt.features.alpha158 import FeatureConfig, compute_features
+from storm_bt.features.characteristics import stock_characteristics
 from storm_bt.features.scaler import causal_block_scale
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,9 @@ class FeatureSet:
         valid: bool (D, S), True where the stock has a real row on date t.
         label_horizon: h, the trading days the labels span (1: next-day returns; a labelled
             sample ending at e needs date e+h inside its range, see `sample_ends`).
+        characteristics: float32 (D, S, K), each stock's standardised cross-sectional rank
+            of `CHARACTERISTIC_NAMES` on date t (`storm_bt.features.characteristics`);
+            None for a feature set built without them.
     """
 
     dates: pd.DatetimeIndex
@@ -254,6 +258,7 @@ class FeatureSet:
     valid: np.ndarray
     fingerprint: str = ""
     label_horizon: int = 1
+    characteristics: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -378,4 +383,5 @@ def build_feature_set(panel: Panel, config: FeatureConfig | None = None,
         labels=next_day_return(panel).astype(np.float32),
         valid=panel.mask.copy(),
         fingerprint=panel.fingerprint(),
+        characteristics=stock_characteristics(panel),
     )

@@ -27,7 +27,9 @@ class Batch:
     also carries the universe's cross-section on its U distinct dates
     (`FeatureSet.cross_section`): universe_mean (U,F), universe_cov (U,F,F) and
     universe_index (B,T) into them; None otherwise (the batch's own stocks are the
-    universe)."""
+    universe). characteristics (B,S,K): each stock's cross-sectional characteristic ranks
+    on the window's last date (`FeatureSet.characteristics`), None where the feature set
+    has none."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -37,6 +39,7 @@ class Batch:
     universe_index: torch.Tensor | None = None
     universe_mean: torch.Tensor | None = None
     universe_cov: torch.Tensor | None = None
+    characteristics: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Batch":
         return Batch(**{f.name: None if getattr(self, f.name) is None
@@ -71,12 +74,16 @@ def make_batch(data: FeatureSet, ends: np.ndarray, history: int,
     mask = np.isfinite(y)
     y[~mask] = 0.0
     extra = {}
+    if data.characteristics is not None:
+        chars = data.characteristics[ends] if stocks is None \
+            else data.characteristics[ends[:, None], cols[None, :]]
+        extra["characteristics"] = torch.from_numpy(np.array(chars, dtype=np.float32))
     if universe and stocks is not None:
         mean, cov = data.cross_section
         dates, index = np.unique(days, return_inverse=True)
-        extra = {"universe_index": torch.from_numpy(index.reshape(days.shape)),
-                 "universe_mean": torch.from_numpy(mean[dates]),
-                 "universe_cov": torch.from_numpy(cov[dates])}
+        extra |= {"universe_index": torch.from_numpy(index.reshape(days.shape)),
+                  "universe_mean": torch.from_numpy(mean[dates]),
+                  "universe_cov": torch.from_numpy(cov[dates])}
     return Batch(
         x=torch.from_numpy(np.asarray(x, dtype=np.float32)),
         y=torch.from_numpy(y),

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 
 from storm_bt.data.panel import PRICE_FIELDS
 from storm_bt.errors import StormBtError
+from storm_bt.features.characteristics import CHARACTERISTIC_NAMES
 
 _CHOICES = {
     "branches": ("both", "ts", "cs"),
@@ -121,6 +122,11 @@ class StormConfig:
     #: reaches the factors only through the fusion, which it needs). Keys hold it only when
     #: it is not "both".
     factor_tokens: str = "both"
+    #: each stock's embedding also holds its cross-sectional characteristic ranks on the
+    #: window's last date (log dollar volume, volatility, momentum, reversal:
+    #: `storm_bt.features.characteristics`), the per-stock part of the cross-sectional view,
+    #: which the per-stock scaler removes from the features. Keys hold it only when True.
+    characteristics: bool = False
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 
@@ -270,7 +276,8 @@ class StormConfig:
     def stock_dim(self) -> int:
         """E: the width of a stock's embedding before the factor head."""
         tokens = 4 * self.d_model if "ts" in self.branch_names else 0
-        return tokens + (2 * self.stem_dim if self.stock_uses_stem else 0)
+        characteristics = len(CHARACTERISTIC_NAMES) if self.characteristics else 0
+        return tokens + (2 * self.stem_dim if self.stock_uses_stem else 0) + characteristics
 
     @property
     def hidden(self) -> int:

@@ -25,7 +25,8 @@ q_ts] ] (B, M, 2d), M = T/k + T/p (pool_k averages k consecutive days, cs_factor
 default; with factor_tokens="ts" the TS part alone, M = T/p, and the CS view reaches the head
 only through the fusion), and one embedding per stock e_s = [mean_j, last] of its
 [z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
-stock_embedding="tokens", the stem alone for CS only): posterior q(z | Phi,
+stock_embedding="tokens", the stem alone for CS only; with characteristics, also the stock's
+cross-sectional characteristic ranks c_s on the last day): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
 with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"; "cs_rank" its
 standardised rank-Gaussian score, "none" the raw return):
@@ -225,6 +226,16 @@ class StormModel(nn.Module):
             return u - mean[:, :, None]
         return u - u.mean(dim=2, keepdim=True)
 
+    @staticmethod
+    def _characteristics(batch: Batch) -> torch.Tensor:
+        """(B, S, K) the stocks' cross-sectional characteristic ranks on the last day."""
+        if batch.characteristics is None:
+            raise StormBtError(
+                "StormConfig.characteristics=True needs the batch's stock characteristics; "
+                "build the data with storm_bt.features.dataset.build_feature_set, or set "
+                "characteristics=False")
+        return batch.characteristics
+
     def _encode(self, batch: Batch) -> _Encoded:
         x = batch.x
         s = x.shape[2]
@@ -261,6 +272,8 @@ class StormModel(nn.Module):
             stem_summary = torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)      # (B, S, 2F')
             out.stocks = stem_summary if out.stocks is None \
                 else torch.cat([out.stocks, stem_summary], dim=-1)
+        if self.config.characteristics:
+            out.stocks = torch.cat([out.stocks, self._characteristics(batch)], dim=-1)
         out.phi = torch.cat(market, dim=1)
         return out
 

@@ -59,7 +59,8 @@ class StormPredictor(PresetTorchPredictor):
     #: 3: the IC loss on the prediction path on by default (D39)
     weights_version = 3
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
-                            "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False}
+                            "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
+                            "characteristics": False}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
