@@ -1,0 +1,64 @@
+"""characteristics: each stock's embedding holds its cross-sectional characteristic ranks."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from planted import planted_feature_set, planted_split
+from storm_bt.errors import StormBtError
+from storm_bt.features.characteristics import CHARACTERISTIC_NAMES
+from storm_bt.models.storm import StormModel, tiny
+from storm_bt.models.storm.predictor import StormCSPredictor, StormPredictor, StormTSPredictor
+from storm_bt.models.storm.synthetic import random_batch
+
+torch.set_num_threads(1)
+
+TINY = tiny.with_data(6, 12, ("open", "high", "low", "close", "adj_close"))
+
+
+def _predict(config, batch):
+    torch.manual_seed(0)
+    model = StormModel(config).eval()
+    return model.predict(batch)
+
+
+@pytest.mark.parametrize("branches", ["both", "ts", "cs"])
+def test_a_stocks_characteristics_move_its_prediction_alone(branches):
+    """The prior's factors do not read the stock embeddings, so changing stock 2's
+    characteristics changes stock 2's predicted return and no other stock's; without
+    `characteristics` the prediction ignores them."""
+    for on in (True, False):
+        config = replace(TINY, branches=branches, characteristics=on)
+        batch = random_batch(config, n=3)
+        chars = batch.characteristics.clone()
+        chars[:, 2] += torch.tensor([2.0, -1.0, 0.5, 1.5])
+        before, after = _predict(config, batch), _predict(config, replace(batch,
+                                                                          characteristics=chars))
+        others = [0, 1, 3, 4, 5]
+        torch.testing.assert_close(after[:, others], before[:, others])
+        assert (after[:, 2] - before[:, 2]).abs().min() > 0 if on \
+            else torch.equal(after, before)
+    assert replace(TINY, characteristics=True).stock_dim == \
+        TINY.stock_dim + len(CHARACTERISTIC_NAMES)
+
+
+def test_a_batch_without_characteristics_is_refused_with_the_fix():
+    config = replace(TINY, characteristics=True)
+    batch = replace(random_batch(config), characteristics=None)
+    with pytest.raises(StormBtError, match="characteristics=True needs the batch's stock"):
+        StormModel(config).predict(batch)
+
+
+def test_characteristics_are_keyed_only_when_true_and_no_ablation_takes_them_by_default():
+    data = planted_feature_set()
+    split = planted_split(data)
+
+    def payload(cls, **kw):
+        return cls(preset="small", seed=1, cache_dir=None, **kw)._payload_expected(data, split)
+
+    for cls in (StormPredictor, StormTSPredictor, StormCSPredictor):
+        assert "characteristics" not in payload(cls)["model_config"], cls.name
+        assert payload(cls)["key"] == payload(cls, characteristics=False)["key"], cls.name
+        assert payload(cls)["key"] != payload(cls, characteristics=True)["key"], cls.name
