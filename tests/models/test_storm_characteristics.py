@@ -62,3 +62,43 @@ def test_characteristics_are_keyed_only_when_true_and_no_ablation_takes_them_by_
         assert "characteristics" not in payload(cls)["model_config"], cls.name
         assert payload(cls)["key"] == payload(cls, characteristics=False)["key"], cls.name
         assert payload(cls)["key"] != payload(cls, characteristics=True)["key"], cls.name
+
+
+@pytest.mark.parametrize("branches", ["both", "ts", "cs"])
+def test_the_linear_read_adds_w_dot_c_to_the_expected_return_and_starts_at_zero(branches):
+    """characteristics_read="linear": mu_y = (the model without characteristics) + w'c_s,
+    w = 0 at first, so the untrained model predicts as the one without them; a change
+    Delta c of stock 2 moves stock 2's prediction by exactly w'Delta c."""
+    base = replace(TINY, branches=branches)
+    config = replace(base, characteristics=True, characteristics_read="linear")
+    assert config.stock_dim == base.stock_dim and config.linear_characteristics == 4
+    batch = random_batch(config, n=3)
+    torch.testing.assert_close(_predict(config, batch), _predict(base, batch))
+    torch.manual_seed(0)
+    model = StormModel(config).eval()
+    w = torch.tensor([0.5, -1.0, 0.25, 2.0])
+    with torch.no_grad():
+        model.head.linear_alpha.weight.copy_(w[None])
+    delta = torch.tensor([2.0, -1.0, 0.5, 1.5])
+    chars = batch.characteristics.clone()
+    chars[:, 2] += delta
+    moved = model.predict(replace(batch, characteristics=chars)) - model.predict(batch)
+    expected = torch.zeros_like(moved)
+    expected[:, 2] = float(w @ delta)
+    torch.testing.assert_close(moved, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_read_is_keyed_only_when_linear():
+    data = planted_feature_set()
+    split = planted_split(data)
+
+    def payload(**kw):
+        return StormPredictor(preset="small", seed=1, cache_dir=None,
+                              **kw)._payload_expected(data, split)
+
+    on = payload(characteristics=True)
+    assert "characteristics_read" not in on["model_config"]
+    assert on["key"] == payload(characteristics=True, characteristics_read="embedding")["key"]
+    assert on["key"] != payload(characteristics=True, characteristics_read="linear")["key"]
+    with pytest.raises(StormBtError, match="characteristics_read"):
+        replace(TINY, characteristics_read="quadratic")

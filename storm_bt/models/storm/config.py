@@ -37,6 +37,7 @@ _CHOICES = {
     "stock_embedding": ("tokens+stem", "tokens"),
     "cs_context": ("batch", "universe"),
     "factor_tokens": ("both", "ts"),
+    "characteristics_read": ("embedding", "linear"),
 }
 
 
@@ -127,6 +128,11 @@ class StormConfig:
     #: `storm_bt.features.characteristics`), the per-stock part of the cross-sectional view,
     #: which the per-stock scaler removes from the features. Keys hold it only when True.
     characteristics: bool = False
+    #: how the head reads them: as part of the stock embedding ("embedding", through the
+    #: MLPs that give alpha and beta) or through one linear term of the expected return
+    #: alone, mu_y += w'c_s with w = 0 at first ("linear": four numbers cannot then act as a
+    #: stock's fingerprint). Keys hold it only when it is not "embedding".
+    characteristics_read: str = "embedding"
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 
@@ -276,8 +282,15 @@ class StormConfig:
     def stock_dim(self) -> int:
         """E: the width of a stock's embedding before the factor head."""
         tokens = 4 * self.d_model if "ts" in self.branch_names else 0
-        characteristics = len(CHARACTERISTIC_NAMES) if self.characteristics else 0
+        characteristics = len(CHARACTERISTIC_NAMES) \
+            if self.characteristics and self.characteristics_read == "embedding" else 0
         return tokens + (2 * self.stem_dim if self.stock_uses_stem else 0) + characteristics
+
+    @property
+    def linear_characteristics(self) -> int:
+        """K when the head reads the characteristics through a linear term, else 0."""
+        return len(CHARACTERISTIC_NAMES) \
+            if self.characteristics and self.characteristics_read == "linear" else 0
 
     @property
     def hidden(self) -> int:

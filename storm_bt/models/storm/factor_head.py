@@ -12,7 +12,10 @@ stock's own tokens. Every MLP is Linear -> LeakyReLU -> Linear; H is the hidden 
     prior      g = m + MHA(m, m, m)                   self-attention over the M tokens (D7)
                [mu_prior, logvar_prior] = MLP_c(g)    H -> H -> 2 per token
     returns    [mu_a, logvar_a] = MLP_alpha(h_s),  beta_s = MLP_beta(h_s) (M numbers)
-               mu_y = beta mu_z + mu_a,  sigma_y = sqrt(sigma_a^2 + (beta o beta) sigma_z^2)
+               mu_y = beta mu_z + mu_a (+ w'c_s),  sigma_y = sqrt(sigma_a^2 + (beta o beta) sigma_z^2)
+
+With `n_linear` = K > 0 each stock also carries K characteristics c_s (B, S, K) that enter
+its expected return through one linear read w'c_s alone (w starts at 0), not through h_s.
 
 No weight has a size that depends on S: the same head scores any number of stocks.
 logvars are clamped to [-30, 20], sigma = exp(logvar / 2).
@@ -48,15 +51,17 @@ class Gaussian(NamedTuple):
 
 
 class Embedded(NamedTuple):
-    """Market tokens m (B, M, H) and stock embeddings h (B, S, H) in the head's width."""
+    """Market tokens m (B, M, H) and stock embeddings h (B, S, H) in the head's width;
+    with a linear read, the stocks' characteristics c (B, S, K)."""
 
     market: torch.Tensor
     stocks: torch.Tensor
+    characteristics: torch.Tensor | None = None
 
 
 class FactorHead(nn.Module):
     def __init__(self, n_factors: int, factor_dim: int, stock_dim: int, hidden: int,
-                 heads: int):
+                 heads: int, n_linear: int = 0):
         super().__init__()
         self.hidden = hidden
         self.market_embed = nn.Sequential(mlp(factor_dim, hidden, hidden), nn.LayerNorm(hidden))
@@ -69,13 +74,19 @@ class FactorHead(nn.Module):
         self.prior_moments = mlp(hidden, hidden, 2)                       # MLP_c
         self.alpha = mlp(hidden, hidden, 2)
         self.beta = mlp(hidden, hidden, n_factors)
+        self.linear_alpha = None
+        if n_linear:
+            self.linear_alpha = nn.Linear(n_linear, 1, bias=False)
+            nn.init.zeros_(self.linear_alpha.weight)
 
-    def embed(self, phi: torch.Tensor, stocks: torch.Tensor) -> Embedded:
-        """phi (B, M, D) market tokens, stocks (B, S, E) stock features -> Embedded."""
+    def embed(self, phi: torch.Tensor, stocks: torch.Tensor,
+              characteristics: torch.Tensor | None = None) -> Embedded:
+        """phi (B, M, D) market tokens, stocks (B, S, E) stock features (and, with a linear
+        read, characteristics (B, S, K)) -> Embedded."""
         m = self.market_embed(phi)
         h = self.stock_embed(stocks)
         h = h + self.stock_reads_market(h, m, m, need_weights=False)[0]
-        return Embedded(m, h)
+        return Embedded(m, h, characteristics if self.linear_alpha is not None else None)
 
     def posterior(self, emb: Embedded, y: torch.Tensor, mask: torch.Tensor) -> Gaussian:
         """q(z | Phi, y): y (B, S), mask (B, S) -> Gaussian over (B, M)."""
@@ -98,5 +109,7 @@ class FactorHead(nn.Module):
         alpha = Gaussian.from_moments(mu_a, logvar_a)
         beta = self.beta(emb.stocks)                                   # (B, S, M)
         mu_y = (beta @ z.mu[:, :, None]).squeeze(-1) + alpha.mu
+        if self.linear_alpha is not None:
+            mu_y = mu_y + self.linear_alpha(emb.characteristics).squeeze(-1)
         var_y = alpha.std.pow(2) + (beta.pow(2) @ z.std.pow(2)[:, :, None]).squeeze(-1)
         return mu_y, var_y.sqrt()

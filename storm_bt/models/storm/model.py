@@ -26,7 +26,8 @@ default; with factor_tokens="ts" the TS part alone, M = T/p, and the CS view rea
 only through the fusion), and one embedding per stock e_s = [mean_j, last] of its
 [z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
 stock_embedding="tokens", the stem alone for CS only; with characteristics, also the stock's
-cross-sectional characteristic ranks c_s on the last day): posterior q(z | Phi,
+cross-sectional characteristic ranks c_s on the last day, or with characteristics_read=
+"linear" c_s only through a linear term w'c_s of mu_y): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
 with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"; "cs_rank" its
 standardised rank-Gaussian score, "none" the raw return):
@@ -123,6 +124,7 @@ class _Encoded:
     quantized: dict = field(default_factory=dict)   # branch -> QuantizerOutput
     phi: torch.Tensor | None = None                 # market tokens (B, M, 2d)
     stocks: torch.Tensor | None = None              # per-stock features (B, S, E)
+    characteristics: torch.Tensor | None = None     # read linearly by the head (B, S, K)
 
 
 def _scale_grad(u: torch.Tensor, share: float) -> torch.Tensor:
@@ -157,7 +159,7 @@ class StormModel(nn.Module):
             if cfg.fusion != "none" else None
         self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if cfg.uses_stem else None
         self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.stock_dim, cfg.hidden,
-                               cfg.prior_heads)
+                               cfg.prior_heads, n_linear=cfg.linear_characteristics)
         fields = cfg.resolved_price_fields
         self._low_high = (fields.index("low"), fields.index("high")) \
             if fields and "low" in fields and "high" in fields else None
@@ -272,8 +274,10 @@ class StormModel(nn.Module):
             stem_summary = torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)      # (B, S, 2F')
             out.stocks = stem_summary if out.stocks is None \
                 else torch.cat([out.stocks, stem_summary], dim=-1)
-        if self.config.characteristics:
+        if self.config.characteristics and self.config.characteristics_read == "embedding":
             out.stocks = torch.cat([out.stocks, self._characteristics(batch)], dim=-1)
+        elif self.config.characteristics:
+            out.characteristics = self._characteristics(batch)
         out.phi = torch.cat(market, dim=1)
         return out
 
@@ -325,7 +329,7 @@ class StormModel(nn.Module):
         terms["recon"] = cfg.recon_weight * sum(parts)
 
         y, mask = self._labels(batch)
-        emb = self.head.embed(enc.phi, enc.stocks)
+        emb = self.head.embed(enc.phi, enc.stocks, enc.characteristics)
         posterior = self.head.posterior(emb, y, mask)
         prior = self.head.prior(emb)
         terms["kl"] = cfg.kl_weight * L.gaussian_kl(posterior.mu, posterior.logvar,
@@ -397,7 +401,7 @@ class StormModel(nn.Module):
         self._check(batch)
         with _eval_mode(self):
             enc = self._encode(batch)
-            prior = self.head.prior(self.head.embed(enc.phi, enc.stocks))
+            prior = self.head.prior(self.head.embed(enc.phi, enc.stocks, enc.characteristics))
         s = enc.n_stocks
         out: dict[str, torch.Tensor] = {}
         for name, quantized in enc.quantized.items():
@@ -427,7 +431,7 @@ class StormModel(nn.Module):
         self._check(batch)
         with _eval_mode(self):
             enc = self._encode(batch)
-            emb = self.head.embed(enc.phi, enc.stocks)
+            emb = self.head.embed(enc.phi, enc.stocks, enc.characteristics)
             return self.head.returns(emb, self.head.prior(emb))
 
     def _universe_price_moments(self, batch: Batch) -> torch.Tensor:

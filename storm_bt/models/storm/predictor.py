@@ -60,7 +60,7 @@ class StormPredictor(PresetTorchPredictor):
     weights_version = 3
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
                             "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
-                            "characteristics": False}
+                            "characteristics": False, "characteristics_read": "embedding"}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
