@@ -24,7 +24,8 @@ def _panel(n_days: int = 200, n_stocks: int = 6, seed: int = 0,
         rng.normal(0, vol, (n_days, n_stocks)), axis=0))
     by_field = {"open": close * 1.001, "high": close * 1.01, "low": close * 0.99,
                 "close": close, "adj_close": close * 0.98,
-                "volume": rng.uniform(0.5, 1.5, (n_days, n_stocks)) * 1e6 * (1 + np.arange(n_stocks))}
+                "volume": rng.uniform(0.5, 1.5, (n_days, n_stocks)) * 1e6
+                * (1 + np.arange(n_stocks))}
     values = np.stack([by_field[f] for f in fields], axis=-1)
     return Panel(dates=pd.bdate_range("2015-01-01", periods=n_days),
                  tickers=tuple(f"S{i}" for i in range(n_stocks)), fields=fields,

@@ -12,7 +12,8 @@ stock's own tokens. Every MLP is Linear -> LeakyReLU -> Linear; H is the hidden 
     prior      g = m + MHA(m, m, m)                   self-attention over the M tokens (D7)
                [mu_prior, logvar_prior] = MLP_c(g)    H -> H -> 2 per token
     returns    [mu_a, logvar_a] = MLP_alpha(h_s),  beta_s = MLP_beta(h_s) (M numbers)
-               mu_y = beta mu_z + mu_a (+ w'c_s),  sigma_y = sqrt(sigma_a^2 + (beta o beta) sigma_z^2)
+               mu_y = beta mu_z + mu_a (+ w'c_s)
+               sigma_y = sqrt(sigma_a^2 + (beta o beta) sigma_z^2)
 
 With `n_linear` = K > 0 each stock also carries K characteristics c_s (B, S, K) that enter
 its expected return through one linear read w'c_s alone (w starts at 0), not through h_s.
