@@ -38,7 +38,7 @@ def raw_characteristics(panel: Panel, window: int = WINDOW,
                         reversal: int = REVERSAL) -> np.ndarray:
     """(D, S, K) float64 of the characteristics before ranking (NaN where unknown)."""
     price = pd.DataFrame(panel.array("adj_close"))
-    returns = price.pct_change(fill_method=None)
+    returns = panel.returns()
     out = np.full(price.shape + (len(CHARACTERISTIC_NAMES),), np.nan)
     if "volume" in panel.fields:
         dollars = pd.DataFrame(panel.array("close") * panel.array("volume"))

@@ -274,10 +274,10 @@ class StormModel(nn.Module):
             stem_summary = torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)      # (B, S, 2F')
             out.stocks = stem_summary if out.stocks is None \
                 else torch.cat([out.stocks, stem_summary], dim=-1)
-        if self.config.characteristics and self.config.characteristics_read == "embedding":
-            out.stocks = torch.cat([out.stocks, self._characteristics(batch)], dim=-1)
-        elif self.config.characteristics:
+        if self.config.linear_characteristics:
             out.characteristics = self._characteristics(batch)
+        elif self.config.characteristics:
+            out.stocks = torch.cat([out.stocks, self._characteristics(batch)], dim=-1)
         out.phi = torch.cat(market, dim=1)
         return out
 
