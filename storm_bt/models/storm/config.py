@@ -73,6 +73,11 @@ class StormConfig:
     #: of the stem from the per-date feature mean and covariance the batch carries; needs a
     #: linear stem or none). Checkpoint keys hold it only when it is not "batch".
     cs_context: str = "batch"
+    #: m > 0 adds to each CS day token m soft portfolios of the day's stocks, each the
+    #: softmax-weighted mean of the stem under a learned linear score (a soft characteristic
+    #: sort, `layers.CrossSectionalPatching`); 0 = the moments alone. Needs cs_context=
+    #: "batch" (the universe path has the moments only). Keys hold it only when it is not 0.
+    cs_pool_queries: int = 0
     #: with both branches, the TS branch patches each stock's stem minus the day's mean of
     #: the stem over the stocks the CS branch pools (the batch's, or with cs_context=
     #: "universe" every stock's), so a stock's sequence is its path relative to the market
@@ -204,6 +209,14 @@ class StormConfig:
                 "StormConfig.ts_relative=True needs both branches (the cross-sectional mean "
                 "is the CS view) and ts_input='stem'; got "
                 f"branches={self.branches!r}, ts_input={self.ts_input!r}")
+        if self.cs_pool_queries < 0:
+            raise StormBtError(f"StormConfig.cs_pool_queries={self.cs_pool_queries}: must be "
+                               ">= 0 (0 = the cross-sectional moments alone)")
+        if self.cs_pool_queries and self.cs_context != "batch":
+            raise StormBtError(
+                f"StormConfig.cs_pool_queries={self.cs_pool_queries} needs cs_context='batch': "
+                "the universe context gives the CS branch the stem's moments only; set "
+                "cs_context='batch' or cs_pool_queries=0")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")

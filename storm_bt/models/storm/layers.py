@@ -152,14 +152,34 @@ def stock_stem(n_features: int, width: int) -> nn.Module:
 
 
 class CrossSectionalPatching(nn.Module):
-    """One token per day, a summary of the cross-section: [mean_s u || std_s u] W_cs."""
+    """One token per day, a summary of the cross-section:
+
+        c_t = [mean_s u || std_s u] W_cs                                  (queries = 0)
+        c_t = [mean_s u || std_s u] W_cs + [p_1t || ... || p_mt] W_p      (queries = m)
+        p_jt = sum_s a_jst u_st,   a_jst = softmax_s(w_j' u_st)
+
+    Each p_jt is the stem of a soft portfolio of the day's stocks, weighted by a learned
+    linear score w_j' u_st (a soft characteristic sort: with the returns among the features,
+    p_jt holds the return of a style portfolio, which the equal-weighted moments cannot
+    express). W_p starts at 0, so the untrained token is the moments' alone, and the new
+    weights are drawn from a forked generator, so every other weight of the model draws the
+    same numbers as without them.
+    """
 
     n_space = 1
 
-    def __init__(self, stem_dim: int, dim: int):
+    def __init__(self, stem_dim: int, dim: int, queries: int = 0):
         super().__init__()
         self.embed = nn.Linear(2 * stem_dim, dim)
         self.apply(init_linear_and_norm)
+        self.scores = self.pooled = None
+        if queries:
+            with torch.random.fork_rng():
+                self.scores = nn.Linear(stem_dim, queries, bias=False)
+                nn.init.xavier_uniform_(self.scores.weight)
+                self.pooled = nn.Linear(queries * stem_dim, dim)
+            nn.init.zeros_(self.pooled.weight)
+            nn.init.zeros_(self.pooled.bias)
 
     @staticmethod
     def values_per_token(n_price: int) -> int:
@@ -167,7 +187,10 @@ class CrossSectionalPatching(nn.Module):
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """u (B, T, S, F') stem output -> (B, T, d)."""
-        return self.embed(cross_section_moments(u))
+        token = self.embed(cross_section_moments(u))
+        if self.scores is None:
+            return token
+        return token + self.pooled(soft_portfolios(u, self.scores))
 
     @staticmethod
     def target(prices: torch.Tensor) -> torch.Tensor:
@@ -178,6 +201,13 @@ class CrossSectionalPatching(nn.Module):
     def unpatchify(out: torch.Tensor, n_price: int) -> torch.Tensor:
         """(B, T, 2P) decoder output, already in the target's layout."""
         return out
+
+
+def soft_portfolios(u: torch.Tensor, scores: nn.Linear) -> torch.Tensor:
+    """(B, T, S, C) -> (B, T, m C): for each of the m scores w_j, sum_s a_js u_s with
+    a_js = softmax_s(w_j' u_s) over the stocks of the day."""
+    weights = scores(u).softmax(dim=2)                        # (B, T, S, m)
+    return torch.einsum("btsm,btsc->btmc", weights, u).flatten(-2)
 
 
 def cross_section_moments(u: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,9 @@
 x (B, T, S, F), u = Stem(x) (B, T, S, F') the per-day stock stem shared by the branches.
 For each branch b in {cs, ts} (STORM_SPEC 2, `branches` picks one or both):
 
-    cs: c = Encoder_cs(Pool_cs(u))        (B, T, d)      one token per day (all stocks);
+    cs: c = Encoder_cs(Pool_cs(u))        (B, T, d)      one token per day (all stocks:
+                                          their moments, and with cs_pool_queries m soft
+                                          portfolios, layers.CrossSectionalPatching);
                                           the stem receives cs_stem_grad of its gradient;
                                           Pool_cs over the batch's stocks, or with
                                           cs_context="universe" over every stock (exact
@@ -81,7 +83,7 @@ class Branch(nn.Module):
         d = cfg.d_model
         self.kind = kind
         if kind == "cs":
-            self.patching = CrossSectionalPatching(cfg.stem_dim, d)
+            self.patching = CrossSectionalPatching(cfg.stem_dim, d, cfg.cs_pool_queries)
             n_time = cfg.history
         else:
             self.patching = TimeSeriesPatching(cfg.ts_token_inputs, cfg.ts_patch, d)

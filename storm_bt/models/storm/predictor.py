@@ -60,15 +60,16 @@ class StormPredictor(PresetTorchPredictor):
     weights_version = 3
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
                             "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
-                            "characteristics": False, "characteristics_read": "embedding"}
+                            "characteristics": False, "characteristics_read": "embedding",
+                            "cs_pool_queries": 0}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
         weighs the CS reconstruction beside a TS one) is keyed at 1.0, the value of every
         single-branch checkpoint before D42, and cs_stem_grad is left out, since neither
         changes anything that branch trains, nor is fusion_mlp (nothing to fuse); without a
-        CS branch so are cs_context and factor_tokens (the TS tokens are then the only
-        factors either way)."""
+        CS branch so are cs_context, cs_pool_queries and factor_tokens (the TS tokens are
+        then the only factors either way)."""
         identity = super().model_identity(model_config)
         if self.branches != "both":
             if "recon_cs_scale" in identity:
@@ -78,6 +79,7 @@ class StormPredictor(PresetTorchPredictor):
         if self.branches == "ts":
             identity.pop("cs_context", None)
             identity.pop("factor_tokens", None)
+            identity.pop("cs_pool_queries", None)
         return identity
 
     def __init__(self, preset: str = "small", **kwargs) -> None:
