@@ -159,8 +159,8 @@ class CrossSectionalPatching(nn.Module):
         p_jt = sum_s a_jst u_st,   a_jst = softmax_s(w_j' u_st)
 
     Each p_jt is the stem of a soft portfolio of the day's stocks, weighted by a learned
-    linear score w_j' u_st (a soft characteristic sort: with the returns among the features,
-    p_jt holds the return of a style portfolio, which the equal-weighted moments cannot
+    linear score w_j' u_st (a soft characteristic sort: p_jt holds a style portfolio's
+    scaled features, its returns among them, which the equal-weighted moments cannot
     express). W_p starts at 0, so the untrained token is the moments' alone, and the new
     weights are drawn from a forked generator, so every other weight of the model draws the
     same numbers as without them.
