@@ -13,8 +13,12 @@ equal shards this is the single-process gradient of the global batch, up to the 
 floating-point sums (and, where a loss normalises by the valid stocks of its shard, up to
 that normalisation). Validation, model selection and early stopping run on every rank on
 the same data, so every rank makes the same choice; only rank 0 writes checkpoints and run
-outputs. Buffers (the EMA codebooks) are broadcast from rank 0 at every step, so the
-codebooks follow rank 0's shard.
+outputs. STORM's EMA codebooks follow the whole global batch: in training each quantiser
+sums its code counts and code sums over the ranks (`sum_over_ranks`) before the EMA
+update, so every rank computes the update a single process would, and a dead code's
+replacement is rank 0's pick, sent to every rank (`from_rank0`); DDP also broadcasts rank
+0's buffers at every step. The diversity entropy and the CLIP negatives of a rank still see
+its own shard.
 """
 from __future__ import annotations
 
@@ -61,6 +65,26 @@ def init_from_env(device: str = "auto") -> None:
     dist.init_process_group(backend=backend)
     log.info("rank %d of %d joined the %s process group", dist.get_rank(),
              dist.get_world_size(), backend)
+
+
+def sum_over_ranks(tensor):
+    """``tensor`` summed over the ranks, in place (and returned); itself without a process
+    group. For statistics that carry no gradient."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def from_rank0(tensor):
+    """Rank 0's ``tensor`` on every rank, in place (and returned); itself without a process
+    group. Every rank must pass a tensor of the same shape."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        dist.broadcast(tensor, src=0)
+    return tensor
 
 
 def shard(ends: np.ndarray) -> np.ndarray:

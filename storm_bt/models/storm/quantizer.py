@@ -22,7 +22,10 @@ each update.
 
 Optional dead-code reset: at the start of a training forward, codes whose EMA count N_k is
 below `dead_code_threshold`, or that no token chose in the last `dead_code_idle_steps`
-training forwards, are replaced by random vectors of the current batch. (With decay 0.99
+training forwards, are replaced by random vectors of the current batch.
+Under DDP (`storm_bt.models.neural.distributed`) the training counts n_k and sums s_k are
+summed over the ranks, so the EMA update is the global batch's, and the replacements of
+dead codes are rank 0's picks. (With decay 0.99
 an EMA count needs hundreds of steps to fall from its mean to a small threshold; the idle
 count catches a dead code within a fraction of an epoch.)
 Usage counts since `reset_usage()` give the perplexity exp(H(usage / sum usage)).
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from storm_bt.models.neural.distributed import from_rank0, sum_over_ranks
 from storm_bt.models.storm import losses as L
 
 LAPLACE_EPS = 1e-5
@@ -110,6 +114,8 @@ class VectorQuantizer(nn.Module):
         q = flat + (chosen - flat).detach()
         with torch.no_grad():
             counts = torch.bincount(codes, minlength=self.codebook_size)
+            if self.training:          # under DDP: the counts of the whole global batch
+                counts = sum_over_ranks(counts)
             self.usage += counts.to(self.usage.dtype)
             if self.training:
                 self._ema_step(flat.detach(), codes, counts.to(flat.dtype))
@@ -130,7 +136,7 @@ class VectorQuantizer(nn.Module):
         self.idle_steps.add_(1.0).masked_fill_(counts > 0, 0.0)
         if self.update != "ema":
             return  # grad mode keeps the EMA counts only, for dead-code detection
-        sums = torch.zeros_like(self.embed_avg).index_add_(0, codes, flat)
+        sums = sum_over_ranks(torch.zeros_like(self.embed_avg).index_add_(0, codes, flat))
         self.embed_avg.mul_(g).add_(sums, alpha=1 - g)
         updated = self.embed_avg / self._smoothed_count()[:, None]
         if self.normalize:
@@ -146,7 +152,8 @@ class VectorQuantizer(nn.Module):
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
-        picks = flat[torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)]
+        # under DDP every rank holds the same state, so the same n_dead; rank 0 picks
+        picks = from_rank0(flat[torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)])
         if isinstance(self.codebook, nn.Parameter):
             self.codebook.data[dead] = picks  # before this forward uses it: graph-safe
         else:
