@@ -35,8 +35,10 @@ def _rank(rank: int, store: str, idle_reset: bool, out) -> None:
             quantizer.idle_steps[:3] = 5.0         # three codes idle too long: reset now
         for _ in range(2):
             quantizer(z)
-        out.put((rank, {k: v.clone() for k, v in quantizer.state_dict().items()},
-                 quantizer.usage.clone()))
+        # numpy, pickled by value: a tensor would travel as shared memory that dies with
+        # this process
+        out.put((rank, {k: v.numpy().copy() for k, v in quantizer.state_dict().items()},
+                 quantizer.usage.numpy().copy()))
     finally:
         dist.destroy_process_group()
 
@@ -51,7 +53,8 @@ def _two_ranks(tmp_path, idle_reset: bool) -> dict:
     results = {}
     for _ in procs:
         rank, state, usage = out.get(timeout=120)
-        results[rank] = (state, usage)
+        results[rank] = ({k: torch.from_numpy(v) for k, v in state.items()},
+                         torch.from_numpy(usage))
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
@@ -79,3 +82,63 @@ def test_a_dead_codes_replacement_is_rank_0s_pick_on_every_rank(tmp_path):
         torch.testing.assert_close(second[key], first[key], rtol=0, atol=0, msg=key)
     untouched = _quantizer().codebook
     assert not torch.equal(first["codebook"][:3], untouched[:3])     # the reset happened
+
+
+def _storm_rank(rank: int, store: str, out) -> None:
+    import torch.distributed as dist
+
+    from storm_bt.models.neural.distributed import sum_over_ranks
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        model, batch = _storm_model_and_batch()
+        model.losses(_rows(batch, slice(rank, None, 2)))["total"].backward()
+        grads = {k: (sum_over_ranks(p.grad.clone()) / 2).numpy()     # DDP's mean over ranks
+                 for k, p in model.named_parameters() if p.grad is not None}
+        out.put((rank, grads))
+    finally:
+        dist.destroy_process_group()
+
+
+def _storm_model_and_batch():
+    from storm_bt.models.storm import StormModel, tiny
+    from storm_bt.models.storm.synthetic import random_batch
+
+    config = tiny.with_data(6, 12, ("open", "high", "low", "close", "adj_close"))
+    torch.manual_seed(0)
+    return StormModel(config).train(), random_batch(config, n=8, p_missing=0.0)
+
+
+def _rows(batch, rows):
+    from dataclasses import fields, replace
+
+    return replace(batch, **{f.name: getattr(batch, f.name)[rows] for f in fields(batch)
+                             if getattr(batch, f.name) is not None})
+
+
+@pytest.mark.slow
+def test_two_ranks_apply_one_process_gradient_of_the_whole_batch(tmp_path):
+    """STORM under DDP: the mean of the two shards' gradients is the whole batch's gradient
+    (every label present, so each shard's masked means weigh alike): the batch-level terms
+    (the diversity entropy of the batch-mean code distribution, the CLIP negatives) see the
+    global batch."""
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_storm_rank, args=(r, str(tmp_path / "store"), out))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    ranks = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    model, batch = _storm_model_and_batch()
+    model.losses(batch)["total"].backward()
+    for key, param in model.named_parameters():
+        if param.grad is None:
+            continue
+        for rank in (0, 1):
+            torch.testing.assert_close(torch.from_numpy(ranks[rank][key]), param.grad,
+                                       rtol=1e-4, atol=1e-6,
+                                       msg=f"rank {rank}: {key}")

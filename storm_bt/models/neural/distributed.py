@@ -17,8 +17,10 @@ outputs. STORM's EMA codebooks follow the whole global batch: in training each q
 sums its code counts and code sums over the ranks (`sum_over_ranks`) before the EMA
 update, so every rank computes the update a single process would, and a dead code's
 replacement is rank 0's pick, sent to every rank (`from_rank0`); DDP also broadcasts rank
-0's buffers at every step. The diversity entropy and the CLIP negatives of a rank still see
-its own shard.
+0's buffers at every step. In training the diversity entropy and the CLIP negatives see
+the whole global batch too (`mean_over_ranks`, `rows_of_all_ranks`, `rank_weighted`), so
+with equal shards in which every label is present a step's gradient is one process's on the
+global batch, up to the order of floating-point sums (tested).
 """
 from __future__ import annotations
 
@@ -75,6 +77,51 @@ def sum_over_ranks(tensor):
 
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def mean_over_ranks(local):
+    """(N_r, ...) -> (...): the mean over the first axis of every rank's rows (the ranks may
+    hold different numbers). The other ranks' sums enter as constants, so the gradient
+    reaches this rank's rows only; with `rank_weighted`, DDP's mean over the ranks then
+    applies the global term's whole gradient. ``local.mean(0)`` without a process group."""
+    if world_size() == 1:
+        return local.mean(dim=0)
+    import torch
+
+    count = sum_over_ranks(torch.tensor(float(local.shape[0]), device=local.device))
+    mine = local.sum(dim=0)
+    total = sum_over_ranks(mine.detach().clone())
+    return (mine + (total - mine.detach())) / count
+
+
+def rows_of_all_ranks(local):
+    """(N_r, ...) -> (N, ...): every rank's rows in rank order, this rank's carrying their
+    gradient and the others' as constants (all_gather; the ranks may hold different numbers
+    of rows). ``local`` itself without a process group."""
+    if world_size() == 1:
+        return local
+    import torch
+    import torch.distributed as dist
+
+    sizes = [torch.zeros(1, dtype=torch.long, device=local.device) for _ in range(world_size())]
+    dist.all_gather(sizes, torch.tensor([local.shape[0]], device=local.device))
+    longest = int(max(sizes).item())
+    padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype, device=local.device)
+    padded[: local.shape[0]] = local.detach()
+    parts = [torch.empty_like(padded) for _ in range(world_size())]
+    dist.all_gather(parts, padded)
+    parts = [part[: int(n.item())] for part, n in zip(parts, sizes)]
+    parts[rank()] = local
+    return torch.cat(parts)
+
+
+def rank_weighted(term):
+    """``term`` in the forward pass, W times its gradient in the backward pass: for a term
+    of the global batch whose gradient reaches only this rank's rows (`mean_over_ranks`,
+    `rows_of_all_ranks`), so that DDP's mean over the W ranks applies its whole gradient."""
+    if world_size() == 1:
+        return term
+    return term + (world_size() - 1) * (term - term.detach())
 
 
 def from_rank0(tensor):

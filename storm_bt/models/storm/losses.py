@@ -50,11 +50,15 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * p.clamp_min(ENTROPY_EPS).log()).sum(dim=-1)
 
 
-def code_probabilities(sq_dist: torch.Tensor, mode: str, temperature: float) -> torch.Tensor:
-    """Soft code assignment p (..., K) from squared distances ||z - e_k||^2."""
+def code_probabilities(sq_dist: torch.Tensor, mode: str, temperature: float,
+                       batch_mean=None) -> torch.Tensor:
+    """Soft code assignment p (..., K) from squared distances ||z - e_k||^2; ``batch_mean``
+    averages over the first axis (default: this tensor's rows; under DDP every rank's)."""
     if mode == "scaled":
         with torch.no_grad():
-            gap = (sq_dist.mean(dim=-1) - sq_dist.amin(dim=-1)).mean().clamp_min(1e-6)
+            gaps = sq_dist.mean(dim=-1) - sq_dist.amin(dim=-1)
+            gap = (gaps.mean() if batch_mean is None
+                   else batch_mean(gaps.reshape(-1, 1)).squeeze(0)).clamp_min(1e-6)
         logits = -sq_dist / (temperature * gap)
     elif mode == "fixed":
         logits = -sq_dist / temperature
@@ -66,12 +70,15 @@ def code_probabilities(sq_dist: torch.Tensor, mode: str, temperature: float) -> 
 
 
 def diversity_loss(sq_dist: torch.Tensor, mode: str = "fixed",
-                   temperature: float = 1.0) -> torch.Tensor:
+                   temperature: float = 1.0, batch_mean=None) -> torch.Tensor:
     """-mean_l H(pbar_l), pbar_l the batch-mean code distribution at token position l.
 
-    sq_dist: (B, L, K) squared distances of each token to each code.
+    sq_dist: (B, L, K) squared distances of each token to each code. ``batch_mean`` takes
+    the mean over the batch axis (default: over these B rows; under DDP over every rank's,
+    `storm_bt.models.neural.distributed.mean_over_ranks`).
     """
-    p_bar = code_probabilities(sq_dist, mode, temperature).mean(dim=0)
+    p = code_probabilities(sq_dist, mode, temperature, batch_mean)
+    p_bar = p.mean(dim=0) if batch_mean is None else batch_mean(p)
     return -entropy(p_bar).mean()
 
 

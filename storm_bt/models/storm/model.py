@@ -60,6 +60,7 @@ from torch import nn
 from storm_bt.errors import StormBtError
 from storm_bt.models.neural.batch import Batch
 from storm_bt.models.neural.diagnostics import gradient_shares, mean_rank_ic
+from storm_bt.models.neural.distributed import rank_weighted, rows_of_all_ranks, world_size
 from storm_bt.models.neural.targets import (cross_sectional_rank_gauss, cross_sectional_zscore,
                                           masked_mse)
 from storm_bt.models.storm import losses as L
@@ -310,9 +311,14 @@ class StormModel(nn.Module):
             for key, value in quantized.losses.items():
                 terms[f"{key}_{name}"] = weights[key] * value
         if len(self.branches) == 2:
-            terms["clip"] = cfg.clip_weight * L.clip_loss(
-                self._clip_summary(enc.z["cs"], "cs", s), self._clip_summary(enc.z["ts"], "ts", s),
-                cfg.clip_temperature)
+            cs, ts = (self._clip_summary(enc.z["cs"], "cs", s),
+                      self._clip_summary(enc.z["ts"], "ts", s))
+            if self.training and world_size() > 1:       # DDP: the global batch's negatives
+                clip = rank_weighted(L.clip_loss(rows_of_all_ranks(cs), rows_of_all_ranks(ts),
+                                                 cfg.clip_temperature))
+            else:
+                clip = L.clip_loss(cs, ts, cfg.clip_temperature)
+            terms["clip"] = cfg.clip_weight * clip
 
         prices = batch.x[..., : cfg.n_price]
         recon = {name: branch.reconstruct(enc.quantized[name].q, s)

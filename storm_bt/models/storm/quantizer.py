@@ -23,9 +23,9 @@ each update.
 Optional dead-code reset: at the start of a training forward, codes whose EMA count N_k is
 below `dead_code_threshold`, or that no token chose in the last `dead_code_idle_steps`
 training forwards, are replaced by random vectors of the current batch.
-Under DDP (`storm_bt.models.neural.distributed`) the training counts n_k and sums s_k are
-summed over the ranks, so the EMA update is the global batch's, and the replacements of
-dead codes are rank 0's picks. (With decay 0.99
+Under DDP (`storm_bt.models.neural.distributed`), in training, the counts n_k and sums
+s_k are summed over the ranks, so the EMA update is the global batch's, the replacements
+of dead codes are rank 0's picks, and the diversity loss's pbar is the global batch's. (With decay 0.99
 an EMA count needs hundreds of steps to fall from its mean to a small threshold; the idle
 count catches a dead code within a fraction of an epoch.)
 Usage counts since `reset_usage()` give the perplexity exp(H(usage / sum usage)).
@@ -37,7 +37,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from storm_bt.models.neural.distributed import from_rank0, sum_over_ranks
+from storm_bt.models.neural.distributed import (from_rank0, mean_over_ranks, rank_weighted,
+                                                sum_over_ranks, world_size)
 from storm_bt.models.storm import losses as L
 
 LAPLACE_EPS = 1e-5
@@ -103,10 +104,14 @@ class VectorQuantizer(nn.Module):
                    + codebook.pow(2).sum(1)[None, :]).clamp_min(0.0)
         codes = sq_dist.argmin(dim=1)
         chosen = codebook[codes]
+        # under DDP in training: the batch-mean code distribution of the global batch
+        distributed = self.training and world_size() > 1
+        diversity = L.diversity_loss(sq_dist.view(b, n, -1), self.diversity,
+                                     self.diversity_temperature,
+                                     mean_over_ranks if distributed else None)
         terms = {
             "commit": L.commitment_loss(flat, chosen),
-            "div": L.diversity_loss(sq_dist.view(b, n, -1), self.diversity,
-                                    self.diversity_temperature),
+            "div": rank_weighted(diversity) if distributed else diversity,
             "orth": L.orthogonality_loss(self._orth_codes(codebook)),
         }
         if self.update == "grad":
