@@ -1,6 +1,6 @@
-"""Under DDP the EMA codebooks follow the whole global batch, and every rank keeps the same
-codebook: two gloo processes, each quantising half of a batch, against one process
-quantising all of it."""
+"""STORM under DDP computes one process's step on the global batch: two gloo processes, each
+with half of a batch, against one process with all of it (the EMA codebooks, a dead code's
+replacement, and the averaged gradient of every parameter)."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -107,7 +107,8 @@ def _storm_model_and_batch():
 
     config = tiny.with_data(6, 12, ("open", "high", "low", "close", "adj_close"))
     torch.manual_seed(0)
-    return StormModel(config).train(), random_batch(config, n=8, p_missing=0.0)
+    # a fifth of the labels missing, so the two shards hold different numbers of them
+    return StormModel(config).train(), random_batch(config, n=8, p_missing=0.2)
 
 
 def _rows(batch, rows):
@@ -119,10 +120,10 @@ def _rows(batch, rows):
 
 @pytest.mark.slow
 def test_two_ranks_apply_one_process_gradient_of_the_whole_batch(tmp_path):
-    """STORM under DDP: the mean of the two shards' gradients is the whole batch's gradient
-    (every label present, so each shard's masked means weigh alike): the batch-level terms
-    (the diversity entropy of the batch-mean code distribution, the CLIP negatives) see the
-    global batch."""
+    """STORM under DDP: the mean of the two shards' gradients is the whole batch's gradient.
+    The batch-level terms (the diversity entropy of the batch-mean code distribution, the
+    CLIP negatives) see the global batch, and the masked means over labelled stocks divide
+    by the global count, so shards with different numbers of labels weigh as one batch."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     procs = [ctx.Process(target=_storm_rank, args=(r, str(tmp_path / "store"), out))

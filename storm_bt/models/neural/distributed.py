@@ -19,8 +19,12 @@ update, so every rank computes the update a single process would, and a dead cod
 replacement is rank 0's pick, sent to every rank (`from_rank0`); DDP also broadcasts rank
 0's buffers at every step. In training the diversity entropy and the CLIP negatives see
 the whole global batch too (`mean_over_ranks`, `rows_of_all_ranks`, `rank_weighted`), so
-with equal shards in which every label is present a step's gradient is one process's on the
-global batch, up to the order of floating-point sums (tested).
+a step's gradient is one process's on the global batch, up to the order of floating-point
+sums (tested). The masked means over
+labelled stocks (the return, prediction and IC terms, the baselines' MSE) divide by the
+count over every rank (`count_per_rank`), so shards with different numbers of labelled
+stocks weigh as one batch does; the means over windows and elements (reconstruction, KL,
+commitment) are exact when B is a multiple of W.
 """
 from __future__ import annotations
 
@@ -113,6 +117,16 @@ def rows_of_all_ranks(local):
     parts = [part[: int(n.item())] for part, n in zip(parts, sizes)]
     parts[rank()] = local
     return torch.cat(parts)
+
+
+def count_per_rank(count, floor: float = 1.0):
+    """The denominator of a masked mean under DDP: max(C, floor) / W, C the count summed over
+    the ranks, so that DDP's mean over the ranks of sum_r / it is the global batch's
+    sum / C, whatever each shard holds (``count.clamp_min(floor)`` without a process
+    group). A constant: no gradient flows through it."""
+    if world_size() == 1:
+        return count.clamp_min(floor)
+    return sum_over_ranks(count.detach().clone()).clamp_min(floor) / world_size()
 
 
 def rank_weighted(term):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from storm_bt.models.neural.batch import Batch
+from storm_bt.models.neural.distributed import count_per_rank
 
 
 def cross_sectional_zscore(y: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -44,9 +45,10 @@ def cross_sectional_rank_gauss(y: torch.Tensor, mask: torch.Tensor) -> torch.Ten
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of (pred - target)^2 over the entries in ``mask``."""
+    """Mean of (pred - target)^2 over the entries in ``mask`` (under DDP over every rank's:
+    `distributed.count_per_rank`)."""
     m = mask.to(pred.dtype)
-    return (((pred - target) ** 2) * m).sum() / m.sum().clamp_min(1.0)
+    return (((pred - target) ** 2) * m).sum() / count_per_rank(m.sum())
 
 
 def regression_target(batch: Batch, zscore: bool) -> torch.Tensor:

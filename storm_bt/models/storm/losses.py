@@ -23,6 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from storm_bt.models.neural.distributed import count_per_rank
+
 ENTROPY_EPS = 1e-5
 LOGVAR_RANGE = (-30.0, 20.0)
 
@@ -109,11 +111,12 @@ def reconstruction_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 def gaussian_nll(mu: torch.Tensor, sigma: torch.Tensor, target: torch.Tensor,
                  mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the entries in mask of -log N(target; mu, sigma^2)."""
+    """Mean over the entries in mask of -log N(target; mu, sigma^2) (under DDP over every
+    rank's entries, `count_per_rank`)."""
     w = mask.to(mu.dtype)
     sigma = sigma.clamp_min(1e-4)
     nll = 0.5 * math.log(2 * math.pi) + sigma.log() + (target - mu).pow(2) / (2 * sigma.pow(2))
-    return (nll * w).sum() / w.sum().clamp_min(1.0)
+    return (nll * w).sum() / count_per_rank(w.sum())
 
 
 def ic_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
@@ -124,7 +127,8 @@ def ic_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
         corr_b = sum_s a_bs c_bs / sqrt(sum_s a_bs^2 sum_s c_bs^2),  a, c the masked,
         centred pred and target of row b.
 
-    Rows with fewer than 2 labelled stocks, or whose labels do not vary, are left out. A row
+    Rows with fewer than 2 labelled stocks, or whose labels do not vary, are left out (under
+    DDP the mean runs over every rank's kept rows, `count_per_rank`). A row
     whose predictions do not vary (sum a^2 <= eps) counts as corr 0 and passes no gradient:
     the correlation's direction is undefined there, and a plain formula would give NaN.
     """
@@ -139,7 +143,7 @@ def ic_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     corr = torch.where(defined, (a * b).sum(1) / torch.where(defined, var_a * var_b, ones).sqrt(),
                        torch.zeros_like(var_a))
     keep = ((n >= 2) & (var_b > eps)).to(pred.dtype)
-    return 1.0 - (corr * keep).sum() / keep.sum().clamp_min(1.0)
+    return 1.0 - (corr * keep).sum() / count_per_rank(keep.sum())
 
 
 def price_constraint_loss(prices: torch.Tensor, low: int, high: int) -> torch.Tensor:
