@@ -8,23 +8,25 @@ nothing here does anything: ``world_size() == 1`` and training runs as before.
 How a step is split: every rank draws the same global batch of B windows (the same seed,
 so the same permutation and stock subset), keeps the windows ``i ≡ rank (mod W)`` and
 computes its losses on them; DDP averages the gradients over the ranks, so each step
-applies the mean of the W shard gradients. For a loss that is a mean over windows and
-equal shards this is the single-process gradient of the global batch, up to the order of
-floating-point sums (and, where a loss normalises by the valid stocks of its shard, up to
-that normalisation). Validation, model selection and early stopping run on every rank on
-the same data, so every rank makes the same choice; only rank 0 writes checkpoints and run
-outputs. STORM's EMA codebooks follow the whole global batch: in training each quantiser
-sums its code counts and code sums over the ranks (`sum_over_ranks`) before the EMA
-update, so every rank computes the update a single process would, and a dead code's
-replacement is rank 0's pick, sent to every rank (`from_rank0`); DDP also broadcasts rank
-0's buffers at every step. In training the diversity entropy and the CLIP negatives see
-the whole global batch too (`mean_over_ranks`, `rows_of_all_ranks`, `rank_weighted`), so
-a step's gradient is one process's on the global batch, up to the order of floating-point
-sums (tested). The masked means over
-labelled stocks (the return, prediction and IC terms, the baselines' MSE) divide by the
-count over every rank (`count_per_rank`), so shards with different numbers of labelled
-stocks weigh as one batch does; the means over windows and elements (reconstruction, KL,
-commitment) are exact when B is a multiple of W.
+applies the mean of the W shard gradients. Validation, model selection and early stopping
+run on every rank on the same data, so every rank makes the same choice; only rank 0
+writes checkpoints and run outputs.
+
+For that mean to be the single-process gradient of the global batch (up to the order of
+floating-point sums), a term that is not a mean over equal shards must see the global
+batch, and the helpers below do that:
+- masked means over labelled stocks (the return, prediction and IC terms, the baselines'
+  MSE) divide by the labelled count of every rank (`count_per_rank`), so shards with
+  different numbers of labelled stocks weigh as one batch does;
+- STORM's diversity entropy of the batch-mean code distribution (`mean_over_ranks`) and its
+  CLIP negatives (`rows_of_all_ranks`) take the other ranks' sums and rows as constants,
+  and `rank_weighted` scales the term's gradient by W;
+- STORM's EMA codebooks sum their code counts and code sums over the ranks before the
+  update (`sum_over_ranks`), so every rank computes one process's update, and a dead
+  code's replacement is rank 0's pick (`from_rank0`); DDP also broadcasts rank 0's buffers
+  at every step.
+Tested with two processes against one. The means over windows and elements
+(reconstruction, KL, commitment) are exact when B is a multiple of W.
 """
 from __future__ import annotations
 

@@ -22,12 +22,12 @@ each update.
 
 Optional dead-code reset: at the start of a training forward, codes whose EMA count N_k is
 below `dead_code_threshold`, or that no token chose in the last `dead_code_idle_steps`
-training forwards, are replaced by random vectors of the current batch.
-Under DDP (`storm_bt.models.neural.distributed`), in training, the counts n_k and sums
-s_k are summed over the ranks, so the EMA update is the global batch's, the replacements
-of dead codes are rank 0's picks, and the diversity loss's pbar is the global batch's. (With decay 0.99
+training forwards, are replaced by random vectors of the current batch. (With decay 0.99
 an EMA count needs hundreds of steps to fall from its mean to a small threshold; the idle
 count catches a dead code within a fraction of an epoch.)
+Under DDP (`storm_bt.models.neural.distributed`), in training, the counts n_k and sums s_k
+are summed over the ranks, so the EMA update is the global batch's, a dead code's
+replacement is rank 0's pick, and the diversity loss's pbar is the global batch's.
 Usage counts since `reset_usage()` give the perplexity exp(H(usage / sum usage)).
 """
 from __future__ import annotations
