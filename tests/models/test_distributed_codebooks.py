@@ -84,7 +84,7 @@ def test_a_dead_codes_replacement_is_rank_0s_pick_on_every_rank(tmp_path):
     assert not torch.equal(first["codebook"][:3], untouched[:3])     # the reset happened
 
 
-def _storm_rank(rank: int, store: str, out) -> None:
+def _storm_rank(rank: int, store: str, n_windows: int, out) -> None:
     import torch.distributed as dist
 
     from storm_bt.models.neural.distributed import sum_over_ranks
@@ -92,7 +92,7 @@ def _storm_rank(rank: int, store: str, out) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
-        model, batch = _storm_model_and_batch()
+        model, batch = _storm_model_and_batch(n_windows)
         model.losses(_rows(batch, slice(rank, None, 2)))["total"].backward()
         grads = {k: (sum_over_ranks(p.grad.clone()) / 2).numpy()     # DDP's mean over ranks
                  for k, p in model.named_parameters() if p.grad is not None}
@@ -101,14 +101,14 @@ def _storm_rank(rank: int, store: str, out) -> None:
         dist.destroy_process_group()
 
 
-def _storm_model_and_batch():
+def _storm_model_and_batch(n_windows: int):
     from storm_bt.models.storm import StormModel, tiny
     from storm_bt.models.storm.synthetic import random_batch
 
     config = tiny.with_data(6, 12, ("open", "high", "low", "close", "adj_close"))
     torch.manual_seed(0)
     # a fifth of the labels missing, so the two shards hold different numbers of them
-    return StormModel(config).train(), random_batch(config, n=8, p_missing=0.2)
+    return StormModel(config).train(), random_batch(config, n=n_windows, p_missing=0.2)
 
 
 def _rows(batch, rows):
@@ -119,14 +119,16 @@ def _rows(batch, rows):
 
 
 @pytest.mark.slow
-def test_two_ranks_apply_one_process_gradient_of_the_whole_batch(tmp_path):
+@pytest.mark.parametrize("n_windows", [8, 7])            # 7: shards of 4 and 3 windows
+def test_two_ranks_apply_one_process_gradient_of_the_whole_batch(tmp_path, n_windows):
     """STORM under DDP: the mean of the two shards' gradients is the whole batch's gradient.
     The batch-level terms (the diversity entropy of the batch-mean code distribution, the
-    CLIP negatives) see the global batch, and the masked means over labelled stocks divide
-    by the global count, so shards with different numbers of labels weigh as one batch."""
+    CLIP negatives) see the global batch, the masked means over labelled stocks divide by
+    the global count, and the means over windows weigh each shard by its windows, so shards
+    of different sizes, with different numbers of labels, weigh as one batch."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_storm_rank, args=(r, str(tmp_path / "store"), out))
+    procs = [ctx.Process(target=_storm_rank, args=(r, str(tmp_path / "store"), n_windows, out))
              for r in range(2)]
     for p in procs:
         p.start()
@@ -134,7 +136,7 @@ def test_two_ranks_apply_one_process_gradient_of_the_whole_batch(tmp_path):
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    model, batch = _storm_model_and_batch()
+    model, batch = _storm_model_and_batch(n_windows)
     model.losses(batch)["total"].backward()
     for key, param in model.named_parameters():
         if param.grad is None:

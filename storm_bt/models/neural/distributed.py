@@ -25,8 +25,10 @@ batch, and the helpers below do that:
   update (`sum_over_ranks`), so every rank computes one process's update, and a dead
   code's replacement is rank 0's pick (`from_rank0`); DDP also broadcasts rank 0's buffers
   at every step.
-Tested with two processes against one. The means over windows and elements
-(reconstruction, KL, commitment) are exact when B is a multiple of W.
+- STORM's means over windows and their elements (reconstruction, KL, commitment, the price
+  constraint) are weighted by each shard's share of the windows (`window_share`), so a
+  batch size that is not a multiple of W weighs as one batch does.
+Tested with two processes against one, with equal and with unequal shards.
 """
 from __future__ import annotations
 
@@ -129,6 +131,18 @@ def count_per_rank(count, floor: float = 1.0):
     if world_size() == 1:
         return count.clamp_min(floor)
     return sum_over_ranks(count.detach().clone()).clamp_min(floor) / world_size()
+
+
+def window_share(n_windows: int) -> float | None:
+    """W n_r / N for this rank's n_r of the N windows every rank holds together: a mean over
+    this rank's windows (or their elements) times it is this rank's part of the global
+    batch's mean, under DDP's mean over the ranks. None without a process group."""
+    if world_size() == 1:
+        return None
+    import torch
+
+    total = float(sum_over_ranks(torch.tensor(float(n_windows))).item())
+    return world_size() * n_windows / total
 
 
 def rank_weighted(term):

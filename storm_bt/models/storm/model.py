@@ -60,7 +60,8 @@ from torch import nn
 from storm_bt.errors import StormBtError
 from storm_bt.models.neural.batch import Batch
 from storm_bt.models.neural.diagnostics import gradient_shares, mean_rank_ic
-from storm_bt.models.neural.distributed import rank_weighted, rows_of_all_ranks, world_size
+from storm_bt.models.neural.distributed import (rank_weighted, rows_of_all_ranks, window_share,
+                                                world_size)
 from storm_bt.models.neural.targets import (cross_sectional_rank_gauss, cross_sectional_zscore,
                                           masked_mse)
 from storm_bt.models.storm import losses as L
@@ -74,6 +75,9 @@ from storm_bt.models.storm.quantizer import VectorQuantizer
 
 #: loss terms that fit the label (the "return path" of the gradient diagnostics)
 LABEL_TERMS = ("ret", "pred", "ic")
+#: loss terms that are means over a batch's windows or their elements (with commit_<b> and
+#: codebook_<b>): under DDP each is weighted by its shard's share of the windows
+PER_WINDOW_TERMS = ("recon", "kl", "price")
 
 
 class Branch(nn.Module):
@@ -359,6 +363,11 @@ class StormModel(nn.Module):
         if self._low_high is not None and "ts" in recon:
             dollars = recon["ts"] * batch.price_std + batch.price_mean
             terms["price"] = cfg.price_weight * L.price_constraint_loss(dollars, *self._low_high)
+        share = window_share(batch.x.shape[0])    # DDP: this shard's part of the windows
+        if share is not None:
+            for key in terms:
+                if key in PER_WINDOW_TERMS or key.startswith(("commit_", "codebook_")):
+                    terms[key] = terms[key] * share
         terms["total"] = sum(terms.values())
         return terms, {"y": y, "mask": mask, "mu_post": mu_post, "mu_prior": mu_prior,
                        "posterior": posterior, "prior": prior}
