@@ -118,6 +118,15 @@ def predictor_class(name: str):
     return getattr(importlib.import_module(module), cls)
 
 
+def paper_predictor(args, name: str, seed: int, cache_dir: Path | None = None, **settings):
+    """The predictor `name` as the validation-only scripts fit it: ``args.preset``, CPU,
+    ``args.threads`` threads, no progress bar, the given seed, checkpoint cache and model or
+    training settings."""
+    return predictor_class(name)(preset=args.preset, seed=seed, device="cpu",
+                                 num_threads=args.threads, cache_dir=cache_dir,
+                                 progress=False, **settings)
+
+
 def peak_rss_gb() -> float:
     import resource
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_training import add_paper_arguments, paper_data, parse_variant, predictor_class
+from bench_training import add_paper_arguments, paper_data, paper_predictor, parse_variant
 
 log = logging.getLogger("storm_gate_ablation")
 
@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     name, overrides = parse_variant(args.variant)
     rows = []
     for seed in args.seeds:
-        predictor = predictor_class(name)(preset=args.preset, seed=seed, device="cpu",
-                                          num_threads=args.threads, cache_dir=args.cache_dir,
-                                          progress=False, **overrides)
+        predictor = paper_predictor(args, name, seed, args.cache_dir, **overrides)
         predictor.fit(data, split)
         fusion = predictor.model.fusion
         if fusion is None or fusion.gates is None:

@@ -26,12 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_training import add_paper_arguments, paper_data, parse_variant, predictor_class
+from bench_training import add_paper_arguments, paper_data, paper_predictor, parse_variant
 
 log = logging.getLogger("storm_gate_gradients")
-
-#: the loss terms that fit the label (as `storm_bt.models.storm.model.LABEL_TERMS`)
-LABEL_TERMS = ("ret", "pred", "ic")
 
 
 def gate_gradients(model, data, split, history: int, cfg, steps: int,
@@ -41,6 +38,7 @@ def gate_gradients(model, data, split, history: int, cfg, steps: int,
     from storm_bt.features.dataset import with_label_horizon
     from storm_bt.models.neural.batch import make_batch
     from storm_bt.models.neural.training import make_optimizer, warmup_linear_schedule
+    from storm_bt.models.storm.model import LABEL_TERMS
 
     gates = model.fusion.gates
     data = with_label_horizon(data, cfg.label_horizon)       # the labels a fit trains on
@@ -96,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     name, overrides = parse_variant(args.variant)
     rows = []
     for seed in args.seeds:
-        predictor = predictor_class(name)(preset=args.preset, seed=seed, device="cpu",
-                                          num_threads=args.threads, progress=False,
-                                          **overrides)
+        predictor = paper_predictor(args, name, seed, **overrides)
         model = predictor.build(data)
         if getattr(model, "fusion", None) is None or model.fusion.gates is None:
             raise SystemExit(f"{args.variant} has no gated fusion; add fusion=gated")

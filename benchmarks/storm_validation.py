@@ -26,8 +26,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench_training import (add_paper_arguments, paper_data, parse_variant, peak_rss_gb,
-                            predictor_class)
+from bench_training import (add_paper_arguments, paper_data, paper_predictor, parse_variant,
+                            peak_rss_gb)
 
 log = logging.getLogger("storm_validation")
 
@@ -52,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         name, overrides = parse_variant(text)
         for seed in args.seeds:
             settings = {"epochs": args.epochs, **overrides}   # storm:epochs=25 beats --epochs
-            predictor = predictor_class(name)(preset=args.preset, seed=seed,
-                                              device="cpu", num_threads=args.threads,
-                                              cache_dir=args.cache_dir, progress=False,
-                                              **settings)
+            predictor = paper_predictor(args, name, seed, args.cache_dir, **settings)
             predictor.fit(data, split)
             result = predictor.train_result
             epochs = result["epochs"]

@@ -23,42 +23,50 @@ def _batch() -> torch.Tensor:
     return torch.randn(6, 5, DIM, generator=torch.Generator().manual_seed(1))
 
 
-def _rank(rank: int, store: str, idle_reset: bool, out) -> None:
+def _in_process_group(rank: int, store: str, work, args: tuple, out) -> None:
+    """In a forked process: join a 2-rank gloo group and put (rank, work(rank, *args))."""
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
-        quantizer = _quantizer(dead_code_idle_steps=1 if idle_reset else 0)
-        z = _batch()[rank::2]                      # this rank's shard of the global batch
-        if idle_reset:
-            quantizer.idle_steps[:3] = 5.0         # three codes idle too long: reset now
-        for _ in range(2):
-            quantizer(z)
-        # numpy, pickled by value: a tensor would travel as shared memory that dies with
-        # this process
-        out.put((rank, {k: v.numpy().copy() for k, v in quantizer.state_dict().items()},
-                 quantizer.usage.numpy().copy()))
+        out.put((rank, work(rank, *args)))
     finally:
         dist.destroy_process_group()
 
 
-def _two_ranks(tmp_path, idle_reset: bool) -> dict:
+def _on_two_ranks(tmp_path, work, *args) -> dict:
+    """{rank: work(rank, *args)} from two forked processes in one gloo group. ``work`` must
+    return numpy arrays (pickled by value: a tensor would travel as shared memory that dies
+    with its process)."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_rank, args=(r, str(tmp_path / "store"), idle_reset, out))
-             for r in range(2)]
+    procs = [ctx.Process(target=_in_process_group,
+                         args=(r, str(tmp_path / "store"), work, args, out)) for r in range(2)]
     for p in procs:
         p.start()
-    results = {}
-    for _ in procs:
-        rank, state, usage = out.get(timeout=120)
-        results[rank] = ({k: torch.from_numpy(v) for k, v in state.items()},
-                         torch.from_numpy(usage))
+    results = dict(out.get(timeout=120) for _ in procs)
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
     return results
+
+
+def _quantize_shard(rank: int, idle_reset: bool):
+    quantizer = _quantizer(dead_code_idle_steps=1 if idle_reset else 0)
+    z = _batch()[rank::2]                          # this rank's shard of the global batch
+    if idle_reset:
+        quantizer.idle_steps[:3] = 5.0             # three codes idle too long: reset now
+    for _ in range(2):
+        quantizer(z)
+    return ({k: v.numpy().copy() for k, v in quantizer.state_dict().items()},
+            quantizer.usage.numpy().copy())
+
+
+def _two_ranks(tmp_path, idle_reset: bool) -> dict:
+    return {rank: ({k: torch.from_numpy(v) for k, v in state.items()}, torch.from_numpy(usage))
+            for rank, (state, usage) in _on_two_ranks(tmp_path, _quantize_shard,
+                                                      idle_reset).items()}
 
 
 @pytest.mark.slow
@@ -84,21 +92,13 @@ def test_a_dead_codes_replacement_is_rank_0s_pick_on_every_rank(tmp_path):
     assert not torch.equal(first["codebook"][:3], untouched[:3])     # the reset happened
 
 
-def _storm_rank(rank: int, store: str, n_windows: int, out) -> None:
-    import torch.distributed as dist
-
+def _storm_shard_gradients(rank: int, n_windows: int) -> dict:
     from storm_bt.models.neural.distributed import sum_over_ranks
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        model, batch = _storm_model_and_batch(n_windows)
-        model.losses(_rows(batch, slice(rank, None, 2)))["total"].backward()
-        grads = {k: (sum_over_ranks(p.grad.clone()) / 2).numpy()     # DDP's mean over ranks
-                 for k, p in model.named_parameters() if p.grad is not None}
-        out.put((rank, grads))
-    finally:
-        dist.destroy_process_group()
+    model, batch = _storm_model_and_batch(n_windows)
+    model.losses(_rows(batch, slice(rank, None, 2)))["total"].backward()
+    return {k: (sum_over_ranks(p.grad.clone()) / 2).numpy()           # DDP's mean over ranks
+            for k, p in model.named_parameters() if p.grad is not None}
 
 
 def _storm_model_and_batch(n_windows: int):
@@ -126,16 +126,7 @@ def test_two_ranks_apply_one_process_gradient_of_the_whole_batch(tmp_path, n_win
     CLIP negatives) see the global batch, the masked means over labelled stocks divide by
     the global count, and the means over windows weigh each shard by its windows, so shards
     of different sizes, with different numbers of labels, weigh as one batch."""
-    ctx = mp.get_context("fork")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_storm_rank, args=(r, str(tmp_path / "store"), n_windows, out))
-             for r in range(2)]
-    for p in procs:
-        p.start()
-    ranks = dict(out.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    ranks = _on_two_ranks(tmp_path, _storm_shard_gradients, n_windows)
     model, batch = _storm_model_and_batch(n_windows)
     model.losses(batch)["total"].backward()
     for key, param in model.named_parameters():
