@@ -11,11 +11,12 @@ or every ticker of the file (``--universe all``, e.g. with ``--data`` the S&P 50
 see how a model's cost grows with the universe); features for the whole file, training
 windows ending 2008-04-01 .. 2019-03-31 (batch 32, drop_last).
 For each model: ``--steps`` timed optimiser steps (after one untimed warm-up step) give the
-seconds per step and an epoch estimate; when that estimate is under
-``--max-epoch-seconds`` a real epoch (`fit` with epochs=1, valid RankIC included) is
-also timed: "epoch s (measured)" is the fit's wall time (with the data digest of the
-checkpoint key, the model's build and the loop's set-up), "epoch s (trainer)" the epoch
-alone as the training loop logs it (its steps, diagnostics and validation pass). Inference: `predict` on 2021-04-01 .. the last date, and for STORM also
+seconds per step (their median, and their mean) and an epoch estimate from the median;
+when that estimate is under ``--max-epoch-seconds`` a real epoch (`fit` with epochs=1,
+valid RankIC included) is also timed: "epoch s (measured)" is the fit's wall time (with
+the data digest of the checkpoint key, the model's build and the loop's set-up), "epoch s
+(trainer)" the epoch alone as the training loop logs it (its steps, diagnostics and
+validation pass). Inference: `predict` on 2021-04-01 .. the last date, and for STORM also
 `factors`. CPU, ``torch.set_num_threads(threads)``. Skips (exit 0) when the data is absent.
 
 The steps use the preset's ``stocks_per_step`` (a random subset of the stocks per step;
@@ -192,7 +193,7 @@ def bench_model(text: str, args, data, split) -> dict:
     step_s = statistics.median(steps)
     row = {"model": text, "load": load, "params": n_params,
            "stocks/step": probe.train_config.stocks_per_step or len(data.tickers),
-           "steps/epoch": per_epoch, "s/step": step_s,
+           "steps/epoch": per_epoch, "s/step": step_s, "s/step (mean)": statistics.fmean(steps),
            "epoch s (est)": step_s * per_epoch, "epoch s (measured)": float("nan"),
            "epoch s (trainer)": float("nan"), "preset epochs": probe.train_config.epochs}
     if args.compile:
