@@ -145,13 +145,26 @@ def rss_now_gb() -> float:
     return float("nan")
 
 
+def random_batch(model, data, ends: np.ndarray, history: int, cfg,
+                 rng: np.random.Generator):
+    """A training batch drawn as the benchmarks draw one: ``cfg.batch_size`` of the window
+    ends ``ends`` and, when the preset samples stocks, ``cfg.stocks_per_step`` of them (both
+    sorted, in that order from ``rng``), with the universe's cross-section for a model that
+    reads it (`storm_bt.models.neural.training.reads_universe`)."""
+    from storm_bt.models.neural.batch import make_batch
+    from storm_bt.models.neural.training import reads_universe
+
+    n_stocks, k = len(data.tickers), cfg.stocks_per_step
+    windows = np.sort(rng.choice(ends, cfg.batch_size, replace=False))
+    stocks = np.sort(rng.choice(n_stocks, k, replace=False)) if k and k < n_stocks else None
+    return make_batch(data, windows, history, stocks, reads_universe(model))
+
+
 def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
                ) -> tuple[list[float], int, int, float]:
     """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params
     and the seconds of the untimed first step (with ``compile_model``, the compilation)."""
-    from storm_bt.models.neural.batch import make_batch
-    from storm_bt.models.neural.training import (make_optimizer, reads_universe, train_step,
-                                                 warmup_linear_schedule)
+    from storm_bt.models.neural.training import make_optimizer, train_step, warmup_linear_schedule
 
     cfg, history = predictor.train_config, predictor.history
     ends = data.sample_ends(*split.train, history)
@@ -161,15 +174,11 @@ def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
     opt = make_optimizer(model, cfg)
     sched = warmup_linear_schedule(opt, 1, 10 ** 6)
     rng = np.random.default_rng(0)
-    n_stocks, k_stocks = len(data.tickers), cfg.stocks_per_step
     seconds, first = [], float("nan")
     for k in range(n_steps + 1):
         started = time.perf_counter()
-        batch = np.sort(rng.choice(ends, cfg.batch_size, replace=False))
-        stocks = np.sort(rng.choice(n_stocks, k_stocks, replace=False)) \
-            if k_stocks and k_stocks < n_stocks else None
-        train_step(model, make_batch(data, batch, history, stocks, reads_universe(model)), opt,
-                   sched, cfg.grad_clip)
+        train_step(model, random_batch(model, data, ends, history, cfg, rng), opt, sched,
+                   cfg.grad_clip)
         if k:                                     # the first step warms up allocators
             seconds.append(time.perf_counter() - started)
         else:

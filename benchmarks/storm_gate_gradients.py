@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_training import add_paper_arguments, paper_data, paper_predictor, parse_variant
+from bench_training import (add_paper_arguments, paper_data, paper_predictor, parse_variant,
+                            random_batch)
 
 log = logging.getLogger("storm_gate_gradients")
 
@@ -36,7 +37,6 @@ def gate_gradients(model, data, split, history: int, cfg, steps: int,
     """(K, G) per-step gradients of the gate logits from the total loss and from the label
     terms, over ``steps`` training steps of ``model`` (trained in place)."""
     from storm_bt.features.dataset import with_label_horizon
-    from storm_bt.models.neural.batch import make_batch
     from storm_bt.models.neural.training import make_optimizer, warmup_linear_schedule
     from storm_bt.models.storm.model import LABEL_TERMS
 
@@ -46,14 +46,10 @@ def gate_gradients(model, data, split, history: int, cfg, steps: int,
     optimizer = make_optimizer(model, cfg)
     scheduler = warmup_linear_schedule(optimizer, max(1, steps // 10), steps)
     rng = np.random.default_rng(seed)
-    n_stocks, k = len(data.tickers), cfg.stocks_per_step
     total, label = [], []
     model.train()
     for _ in range(steps):
-        windows = np.sort(rng.choice(ends, cfg.batch_size, replace=False))
-        stocks = np.sort(rng.choice(n_stocks, k, replace=False)) \
-            if k and k < n_stocks else None
-        terms = model.losses(make_batch(data, windows, history, stocks))
+        terms = model.losses(random_batch(model, data, ends, history, cfg, rng))
         label_loss = sum(terms[name] for name in LABEL_TERMS if name in terms)
         (from_label,) = torch.autograd.grad(label_loss, gates, retain_graph=True)
         optimizer.zero_grad(set_to_none=True)
