@@ -3,6 +3,15 @@
 One home for each, so that a run, a test and a benchmark set up the process the same way.
 torch is imported only by the functions that need it, so the command line and the
 non-neural models never load it.
+
+Vector maths. On an Intel CPU torch computes sqrt, exp, log, tanh, erf and their kin with
+MKL's vector maths library (VML), which initialises itself on its first call in a process.
+When that first call runs on two threads at once, one thread's share of it can come out at
+reduced precision (measured: 16,504 of 32,768 square roots off, by up to 4e-4 relative, in
+about 7% of fresh processes; `benchmarks/bench_determinism.py`). The first training step of
+a fit then differs from one process to the next, and so does every weight after it.
+`prepare_vector_maths` makes that first call once, on one thread, before any model code
+runs; `seed_everything` and `torch_threads` call it.
 """
 from __future__ import annotations
 
@@ -18,14 +27,36 @@ from storm_bt.errors import StormBtError
 
 DEVICES = ("auto", "cpu", "cuda")
 
+_vector_maths_ready = False
+
+
+def prepare_vector_maths() -> None:
+    """Make the process's first vector-maths call (an exp of a few numbers) on one thread,
+    once, so that MKL's VML initialises without a race (module docstring). Every later call,
+    on any number of threads, is then full-precision and the same in every process."""
+    global _vector_maths_ready
+    if _vector_maths_ready:
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.ones(16).exp()
+    finally:
+        torch.set_num_threads(before)
+    _vector_maths_ready = True
+
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (when it is loaded); cuDNN picks deterministic kernels."""
+    """Seed python, numpy and torch (when it is loaded; its vector maths prepared by
+    `prepare_vector_maths`); cuDNN picks deterministic kernels."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     if "torch" in sys.modules:
         import torch
 
+        prepare_vector_maths()
         torch.manual_seed(seed)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
@@ -46,9 +77,11 @@ def resolve_device(device: str):
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)`` and restore the old value."""
+    """Run the block with ``torch.set_num_threads(n)`` (vector maths prepared first,
+    `prepare_vector_maths`) and restore the old value."""
     import torch
 
+    prepare_vector_maths()
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(n)))
     try:
