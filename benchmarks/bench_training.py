@@ -165,6 +165,7 @@ def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
     """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params
     and the seconds of the untimed first step (with ``compile_model``, the compilation)."""
     from storm_bt.models.neural.training import make_optimizer, train_step, warmup_linear_schedule
+    from storm_bt.runtime import retained_heap
 
     cfg, history = predictor.train_config, predictor.history
     ends = data.sample_ends(*split.train, history)
@@ -175,14 +176,15 @@ def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
     sched = warmup_linear_schedule(opt, 1, 10 ** 6)
     rng = np.random.default_rng(0)
     seconds, first = [], float("nan")
-    for k in range(n_steps + 1):
-        started = time.perf_counter()
-        train_step(model, random_batch(model, data, ends, history, cfg, rng), opt, sched,
-                   cfg.grad_clip)
-        if k:                                     # the first step warms up allocators
-            seconds.append(time.perf_counter() - started)
-        else:
-            first = time.perf_counter() - started
+    with retained_heap():                         # as `train_model` steps
+        for k in range(n_steps + 1):
+            started = time.perf_counter()
+            train_step(model, random_batch(model, data, ends, history, cfg, rng), opt, sched,
+                       cfg.grad_clip)
+            if k:                                 # the first step warms up allocators
+                seconds.append(time.perf_counter() - started)
+            else:
+                first = time.perf_counter() - started
     return (seconds, len(ends) // cfg.batch_size, sum(p.numel() for p in model.parameters()),
             first)
 

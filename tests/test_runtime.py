@@ -46,3 +46,46 @@ def test_model_entry_points_prepare_vector_maths(first_calls, enter):
     finally:
         torch.set_num_threads(before)
     assert first_calls == [1]
+
+
+def _three_steps(heap) -> dict:
+    """Three SGD steps of a 512-wide MLP on 4096 rows (blocks of 8 MiB, above glibc's mmap
+    threshold), from a fixed seed, inside the context ``heap``."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.GELU(),
+                                torch.nn.Linear(512, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(4096, 512), torch.randn(4096, 1)
+    with heap:
+        for _ in range(3):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            optimizer.step()
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_retained_heap_trains_to_the_same_weights():
+    from contextlib import nullcontext
+
+    kept, plain = _three_steps(runtime.retained_heap()), _three_steps(nullcontext())
+    assert kept.keys() == plain.keys()
+    assert all(torch.equal(kept[k], plain[k]) for k in kept)
+
+
+def test_retained_heap_sets_and_releases_glibc_parameters(monkeypatch):
+    calls: list[tuple[int, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(runtime, "_glibc", lambda: FakeLibc())
+    with pytest.raises(RuntimeError), runtime.retained_heap():
+        assert calls == list(runtime._RETAINED.items())
+        raise RuntimeError("the block fails")
+    assert calls[len(runtime._RETAINED):] == list(runtime._RELEASED.items()) + [("trim", 0)]

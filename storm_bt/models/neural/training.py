@@ -61,7 +61,7 @@ from storm_bt.evaluation.ic import daily_rank_ic
 from storm_bt.models.neural.averaging import ParameterAverage
 from storm_bt.models.neural.batch import Batch, make_batch
 from storm_bt.models.neural.distributed import ddp_wrap, is_main_process, shard, world_size
-from storm_bt.runtime import resolve_device, seed_everything
+from storm_bt.runtime import resolve_device, retained_heap, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -338,8 +338,16 @@ def train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
 
     The model must already be built (after ``seed_everything(cfg.seed)`` for a reproducible
     initialisation); it is moved to the configured device and left there, in eval mode,
-    holding the weights of its best validation epoch.
+    holding the weights of its best validation epoch. Freed memory stays in the heap while
+    it trains (`storm_bt.runtime.retained_heap`: the same numbers, faster steps).
     """
+    with retained_heap():
+        return _train_model(model, data, split, history, cfg, name)
+
+
+def _train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
+                 cfg: TrainConfig, name: str) -> TrainResult:
+    """`train_model`'s loop."""
     device = resolve_device(cfg.device)
     # the labels the model fits (h-day returns with label_horizon); validation scores `data`
     train_data = with_label_horizon(data, cfg.label_horizon)
