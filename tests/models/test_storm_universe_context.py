@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from planted import planted_feature_set, planted_split, uneven_feature_set
+from storm_bt.errors import StormBtError
 from storm_bt.features.dataset import FeatureSet
 from storm_bt.models.neural.batch import make_batch
 from storm_bt.models.neural.training import TrainConfig, train_model
@@ -78,10 +79,16 @@ def test_the_day_token_of_a_subset_is_the_universes():
     ends = np.array([90, 180])
     whole = model.factors(make_batch(data, ends, tiny.history))["z_cs"]
     subset = np.array([0, 3, 4, 9])
-    own = model.factors(make_batch(data, ends, tiny.history, subset))["z_cs"]
     universe = model.factors(make_batch(data, ends, tiny.history, subset, universe=True))["z_cs"]
     torch.testing.assert_close(universe, whole, rtol=1e-4, atol=1e-4)
-    assert (own - whole).abs().max() > 1e-2            # the subset's own moments differ
+    # the subset's own moments differ (read as if its stocks were the universe) ...
+    alone = replace(make_batch(data, ends, tiny.history, subset), subset=False)
+    assert (model.factors(alone)["z_cs"] - whole).abs().max() > 1e-2
+    # ... so a subset batch without the universe's cross-section is refused, not misread
+    with pytest.raises(StormBtError, match="without the universe's cross-section"):
+        model.factors(make_batch(data, ends, tiny.history, subset))
+    with pytest.raises(StormBtError, match="without the universe's cross-section"):
+        model.losses(make_batch(data, ends, tiny.history, subset))
 
 
 def test_the_stem_learns_through_the_universe_moments_and_cs_stem_grad_scales_it():

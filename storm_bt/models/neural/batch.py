@@ -26,8 +26,9 @@ class Batch:
     For a model that reads the whole universe (``reads_universe``) a batch of a stock subset
     also carries the universe's cross-section on its U distinct dates
     (`FeatureSet.cross_section`): universe_mean (U,F), universe_cov (U,F,F) and
-    universe_index (B,T) into them; None otherwise (the batch's own stocks are the
-    universe). characteristics (B,S,K): each stock's cross-sectional characteristic ranks
+    universe_index (B,T) into them; None otherwise. ``subset`` says whether the batch holds
+    a subset of the universe's stocks (else its own stocks are the universe).
+    characteristics (B,S,K): each stock's cross-sectional characteristic ranks
     on the window's last date (`FeatureSet.characteristics`), None where the feature set
     has none."""
 
@@ -40,10 +41,12 @@ class Batch:
     universe_mean: torch.Tensor | None = None
     universe_cov: torch.Tensor | None = None
     characteristics: torch.Tensor | None = None
+    subset: bool = False
 
     def to(self, device: torch.device | str) -> "Batch":
-        return Batch(**{f.name: None if getattr(self, f.name) is None
-                        else getattr(self, f.name).to(device) for f in fields(self)})
+        """The batch's tensors on ``device``."""
+        return Batch(**{f.name: value.to(device) if isinstance(value, torch.Tensor) else value
+                        for f in fields(self) for value in [getattr(self, f.name)]})
 
     @property
     def has_universe(self) -> bool:
@@ -90,5 +93,6 @@ def make_batch(data: FeatureSet, ends: np.ndarray, history: int,
         label_mask=torch.from_numpy(mask),
         price_mean=torch.from_numpy(np.asarray(pm, dtype=np.float32)),
         price_std=torch.from_numpy(np.asarray(ps, dtype=np.float32)),
+        subset=stocks is not None,
         **extra,
     )

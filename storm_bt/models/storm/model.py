@@ -202,7 +202,14 @@ class StormModel(nn.Module):
         return self.config.cs_context == "universe" and "cs" in self.branches
 
     def _cs_uses_universe(self, batch: Batch) -> bool:
-        """The CS token and target of this batch come from its universe moments."""
+        """The CS token and target of this batch come from its universe moments. A batch of
+        a stock subset without them is refused: its own stocks' moments are not the
+        universe's, which is what this model reads."""
+        if self.reads_universe and batch.subset and not batch.has_universe:
+            raise StormBtError(
+                "STORM with cs_context='universe' got a batch of a stock subset without the "
+                "universe's cross-section; build it with make_batch(..., universe=True) "
+                "(storm_bt.models.neural.training.reads_universe says when)")
         return self.reads_universe and batch.has_universe
 
     @property
