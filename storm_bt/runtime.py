@@ -7,17 +7,18 @@ non-neural models never load it.
 Vector maths. On an Intel CPU torch computes sqrt, exp, log, tanh, erf and their kin with
 MKL's vector maths library (VML), which initialises itself on its first call in a process.
 When that first call runs on two threads at once, one thread's share of it can come out at
-reduced precision (measured: 16,504 of 32,768 square roots off, by up to 4e-4 relative, in
-about 7% of fresh processes; `benchmarks/bench_determinism.py`). The first training step of
-a fit then differs from one process to the next, and so does every weight after it.
+reduced precision (measured on an Intel Xeon: half of 32,768 square roots off, by up to
+3.2e-4 relative, in 2 of 40 fresh processes; `benchmarks/bench_determinism.py`). The first
+training step of a fit then differs from one process to the next, and so does every weight
+after it.
 `prepare_vector_maths` makes that first call once, on one thread, before any model code
 runs; `seed_everything` and `torch_threads` call it.
 
 The heap. torch's CPU tensors come from malloc, and glibc serves a large block with a fresh
 mmap and returns it to the system on free, so every training step faults in its batch and
 activations page by page again. `retained_heap` keeps freed memory in the heap for a
-training loop (glibc only; elsewhere it does nothing): the same numbers, a Dow 30 epoch of
-STORM ``small`` about 5% faster here (README, Timings).
+training loop (glibc only; elsewhere it does nothing): the same numbers, a Dow 30 step of
+STORM ``small`` about 3% faster (the journal's twenty-sixth-session timings).
 """
 from __future__ import annotations
 
