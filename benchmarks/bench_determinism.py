@@ -45,14 +45,12 @@ def first_sqrt(threads: int) -> str:
 
 
 def storm_steps(threads: int, steps: int) -> str:
-    """A checksum of STORM small's weights after ``steps`` seeded optimiser steps."""
-    import numpy as np
+    """A checksum of STORM small's weights after ``steps`` seeded optimiser steps (the
+    benchmarks' steps, `bench_training.optimiser_steps`)."""
     import torch
 
     sys.path.insert(0, str(HERE))
     import bench_training as bt
-    from storm_bt.models.neural.training import make_optimizer, train_step, \
-        warmup_linear_schedule
     from storm_bt.runtime import seed_everything
 
     torch.set_num_threads(threads)
@@ -60,15 +58,11 @@ def storm_steps(threads: int, steps: int) -> str:
     predictor = bt.predictor_class("storm")(preset="small", device="cpu", num_threads=threads,
                                             cache_dir=None, progress=False)
     cfg, history = predictor.train_config, predictor.history
-    ends = data.sample_ends(*split.train, history)
     seed_everything(1)
     model = predictor.build(data).train()
-    optimizer = make_optimizer(model, cfg)
-    schedule = warmup_linear_schedule(optimizer, 1, 10 ** 6)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        train_step(model, bt.random_batch(model, data, ends, history, cfg, rng), optimizer,
-                   schedule, cfg.grad_clip)
+    for _ in bt.optimiser_steps(model, data, data.sample_ends(*split.train, history), history,
+                                cfg, steps):
+        pass
     weights = torch.cat([p.detach().flatten() for p in model.parameters()]).double()
     return f"sum {float(weights.sum())!r}, sum of squares {float((weights ** 2).sum())!r}"
 

@@ -160,33 +160,41 @@ def random_batch(model, data, ends: np.ndarray, history: int, cfg,
     return make_batch(data, windows, history, stocks, reads_universe(model))
 
 
+def optimiser_steps(model, data, ends: np.ndarray, history: int, cfg, n_steps: int):
+    """Run ``n_steps`` optimiser steps of ``model`` on `random_batch` draws from
+    ``default_rng(0)`` (AdamW, warmup of one step, under `retained_heap` as `train_model`
+    steps), yielding after each one: the time between yields is a step, batch assembly
+    included."""
+    from storm_bt.models.neural.training import make_optimizer, train_step, warmup_linear_schedule
+    from storm_bt.runtime import retained_heap
+
+    opt = make_optimizer(model, cfg)
+    sched = warmup_linear_schedule(opt, 1, 10 ** 6)
+    rng = np.random.default_rng(0)
+    with retained_heap():
+        for _ in range(n_steps):
+            train_step(model, random_batch(model, data, ends, history, cfg, rng), opt, sched,
+                       cfg.grad_clip)
+            yield
+
+
 def time_steps(predictor, data, split, n_steps: int, compile_model: bool = False
                ) -> tuple[list[float], int, int, float]:
     """Seconds of ``n_steps`` optimiser steps (batch assembly included), steps/epoch, params
     and the seconds of the untimed first step (with ``compile_model``, the compilation)."""
-    from storm_bt.models.neural.training import make_optimizer, train_step, warmup_linear_schedule
-    from storm_bt.runtime import retained_heap
-
     cfg, history = predictor.train_config, predictor.history
     ends = data.sample_ends(*split.train, history)
     model = predictor.build(data).train()
     if compile_model:
         model.losses = torch.compile(model.losses)
-    opt = make_optimizer(model, cfg)
-    sched = warmup_linear_schedule(opt, 1, 10 ** 6)
-    rng = np.random.default_rng(0)
-    seconds, first = [], float("nan")
-    with retained_heap():                         # as `train_model` steps
-        for k in range(n_steps + 1):
-            started = time.perf_counter()
-            train_step(model, random_batch(model, data, ends, history, cfg, rng), opt, sched,
-                       cfg.grad_clip)
-            if k:                                 # the first step warms up allocators
-                seconds.append(time.perf_counter() - started)
-            else:
-                first = time.perf_counter() - started
-    return (seconds, len(ends) // cfg.batch_size, sum(p.numel() for p in model.parameters()),
-            first)
+    seconds = []
+    started = time.perf_counter()
+    for _ in optimiser_steps(model, data, ends, history, cfg, n_steps + 1):
+        seconds.append(time.perf_counter() - started)
+        started = time.perf_counter()
+    # the first step warms up allocators (and compiles, with ``compile_model``)
+    return (seconds[1:], len(ends) // cfg.batch_size,
+            sum(p.numel() for p in model.parameters()), seconds[0])
 
 
 def bench_model(text: str, args, data, split) -> dict:

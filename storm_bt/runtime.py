@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import random
 import sys
@@ -66,8 +67,10 @@ _RELEASED = {_M_MMAP_MAX: 65536, _M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD:
              _M_TOP_PAD: 128 << 10}
 
 
+@functools.cache
 def _glibc():
-    """The C library when it is glibc (it has mallopt and malloc_trim), else None."""
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None; looked
+    up once per process."""
     if not sys.platform.startswith("linux"):
         return None
     try:

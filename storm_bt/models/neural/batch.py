@@ -9,7 +9,7 @@ k stocks costs O(B T k F) whatever the size of the universe.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -45,8 +45,8 @@ class Batch:
 
     def to(self, device: torch.device | str) -> "Batch":
         """The batch's tensors on ``device``."""
-        return Batch(**{f.name: value.to(device) if isinstance(value, torch.Tensor) else value
-                        for f in fields(self) for value in [getattr(self, f.name)]})
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
 
     @property
     def has_universe(self) -> bool:
