@@ -23,8 +23,10 @@ into the test period): no fit, prediction or score uses a price on or after 2021
 Reports, per variant and seed: the mean daily RankIC over all blocks' days with its
 Newey-West standard error, and per block; per variant, the mean ± se over seeds; and each
 variant's daily RankIC minus the first variant's, paired by day and seed, with the mean over
-seeds of the paired difference ± its standard error across seeds. With ``--cache-dir`` every
-block's fit is saved to or reused from the checkpoint cache (its split is part of the key).
+seeds of the paired difference ± its standard error across seeds, and the seed-averaged daily
+difference with its Newey-West t (as `factors` reports against STORM). With ``--cache-dir``
+every block's fit is saved to or reused from the checkpoint cache (its split is part of the
+key).
 Skips (exit 0) when the data is absent.
 """
 from __future__ import annotations
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from storm_bt.errors import StormBtError
     from storm_bt.evaluation.ic import daily_rank_ic
-    from storm_bt.evaluation.significance import newey_west_se
+    from storm_bt.evaluation.significance import newey_west_se, paired_difference
     from storm_bt.experiments.walkforward import pretest_split, walk_forward
     from storm_bt.features.dataset import build_feature_set
 
@@ -121,10 +123,19 @@ def main(argv: list[str] | None = None) -> int:
             diffs = np.array([(daily[text, s] - daily[reference, s]).mean() for s in args.seeds])
             line += (f"; minus {reference}, paired by seed: {diffs.mean():+.4f} ± "
                      f"{_se(diffs):.4f}, higher on {int((diffs > 0).sum())} of {diffs.size}")
+            pooled = paired_difference(_seed_mean(daily, text, args.seeds),
+                                       _seed_mean(daily, reference, args.seeds))
+            line += (f"; seed-averaged daily difference {pooled['diff']:+.4f}, Newey-West se "
+                     f"{pooled['se']:.4f}, t {pooled['t']:+.2f} over {pooled['n_days']} days")
         log.info(line)
     if args.out is not None:
         pd.DataFrame({f"{v}|{s}": ic for (v, s), ic in daily.items()}).to_csv(args.out)
     return 0
+
+
+def _seed_mean(daily: dict, variant: str, seeds: list[int]) -> pd.Series:
+    """The variant's daily RankIC averaged over seeds (a day counts where every seed has it)."""
+    return pd.concat([daily[variant, s] for s in seeds], axis=1).mean(axis=1, skipna=False)
 
 
 def _se(x: np.ndarray) -> float:
