@@ -13,6 +13,11 @@ error). With factor_tokens="ts", closing `ts_reads_cs` removes every path from t
 to the prediction (depth 1), so its difference is what the CS view adds; closing `mlp_u`
 removes the fusion's extra MLP on the TS tokens. Nothing is retrained and the test period
 is never read.
+
+With ``--folds K`` it scores the walk-forward validation's fits instead
+(`walk_forward_validation.py`, same ``--folds`` and ``--block-days``): each of the K blocks
+before the test start with its own fit, loaded from the cache, the blocks' daily RankICs
+joined into one series per seed (with ``--by-block``, also each block's difference).
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench_training import add_paper_arguments, paper_data, paper_predictor, parse_variant
+from bench_training import (add_paper_arguments, load_universe, paper_data, paper_predictor,
+                            parse_variant)
 
 log = logging.getLogger("storm_gate_ablation")
 
@@ -34,47 +40,34 @@ def main(argv: list[str] | None = None) -> int:
     add_paper_arguments(parser)
     parser.add_argument("--variant", default="storm:fusion=gated,factor_tokens=ts")
     parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--folds", type=int, default=0,
+                        help="score the walk-forward validation's K block fits instead")
+    parser.add_argument("--block-days", type=int, default=252)
+    parser.add_argument("--by-block", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.data.exists():
         log.info("SKIP storm_gate_ablation: %s not found", args.data)
         return 0
     from storm_bt.evaluation.significance import paired_difference
-    from storm_bt.models.neural.training import window_rank_ic
 
     torch.set_num_threads(args.threads)
-    data, split = paper_data(args.data, args.universe)
     name, overrides = parse_variant(args.variant)
     rows = []
-    for seed in args.seeds:
-        predictor = paper_predictor(args, name, seed, args.cache_dir, **overrides)
-        predictor.fit(data, split)
-        fusion = predictor.model.fusion
-        if fusion is None or fusion.gates is None:
-            raise SystemExit(f"{args.variant} has no gated fusion; add fusion=gated")
-        ends = data.sample_ends(*split.valid, predictor.history)
-
-        def scored() -> pd.Series:
-            return window_rank_ic(predictor.model, data, ends, predictor.history, 8,
-                                  torch.device("cpu"))
-
-        trained = fusion.gates.detach().clone()
-        base = scored()
-        row = {"seed": seed, "trained": base.mean(),
-               **{f"tanh a {k}": v for k, v in fusion.gate_values().items()}}
-        closed = {update: [i] for i, update in enumerate(fusion.updates)}
-        closed["all"] = list(range(len(fusion.updates)))
-        for label, columns in closed.items():
-            with torch.no_grad():
-                fusion.gates.copy_(trained)
-                fusion.gates[:, columns] = 0.0
-            ic = scored()
+    for seed, scores, blocks, gates in fitted_scores(args, name, overrides):
+        base = scores["trained"]
+        row = {"seed": seed, "trained": base.mean(), **gates}
+        for label, ic in scores.items():
+            if label == "trained":
+                continue
             diff = paired_difference(base, ic)
             row[f"{label} closed"] = ic.mean()
             row[f"trained minus {label} closed"] = diff["diff"]
             row[f"NW t ({label})"] = diff["t"]
-        with torch.no_grad():
-            fusion.gates.copy_(trained)
+            if args.by_block:
+                for k, (first, last) in enumerate(blocks):
+                    row[f"block {k + 1} minus {label} closed"] = (
+                        base.loc[first:last] - ic.loc[first:last]).mean()
         rows.append(row)
         log.info("seed %d: %s", seed, {k: round(float(v), 4) for k, v in row.items()})
     table = pd.DataFrame(rows)
@@ -87,6 +80,68 @@ def main(argv: list[str] | None = None) -> int:
             log.info("trained minus %s closed over seeds: %+.4f ± %.4f", label, d.mean(),
                      d.std(ddof=1) / np.sqrt(len(d)))
     return 0
+
+
+def fitted_scores(args, name: str, overrides: dict):
+    """Yield (seed, {label: daily RankIC}, the scored blocks' (first, last) dates, the trained
+    gates' tanh a) for every seed: the paper split's one fit over its validation range, or
+    with ``--folds`` the walk-forward blocks' fits, their days joined in date order."""
+    if args.folds:
+        from storm_bt.experiments.fitting import fit_model
+        from storm_bt.experiments.walkforward import pretest_split, refit_splits
+        from storm_bt.features.dataset import build_feature_set
+
+        from walk_forward_validation import TEST_START, TRAIN_START, VALID_DAYS, settings_for
+
+        data = build_feature_set(load_universe(args.data, args.universe))
+        split = pretest_split(data.dates, TEST_START, args.folds, args.block_days, VALID_DAYS,
+                              TRAIN_START)
+        blocks = refit_splits(data.dates, split, args.block_days)
+        _, settings = settings_for(args.variant, argparse.Namespace(
+            preset=args.preset, epochs=None, threads=args.threads, cache_dir=args.cache_dir))
+        for seed in args.seeds:
+            parts = [gate_scores(fit_model(name, seed, settings, data, block).predictor, data,
+                                 block.test) for block in blocks]
+            scores = {label: pd.concat([p[0][label] for p in parts]).sort_index()
+                      for label in parts[0][0]}
+            gates = {f"block {k + 1} tanh a {g}": v for k, p in enumerate(parts)
+                     for g, v in p[1].items()}
+            yield seed, scores, [block.test for block in blocks], gates
+        return
+    data, split = paper_data(args.data, args.universe)
+    for seed in args.seeds:
+        predictor = paper_predictor(args, name, seed, args.cache_dir, **overrides)
+        predictor.fit(data, split)
+        scores, gates = gate_scores(predictor, data, split.valid)
+        yield seed, scores, [split.valid], {f"tanh a {g}": v for g, v in gates.items()}
+
+
+def gate_scores(predictor, data, days: tuple) -> tuple[dict[str, pd.Series], dict[str, float]]:
+    """The fitted gated STORM's daily RankIC over ``days`` (first, last) as trained, with each
+    fusion gate closed (tanh a = 0) in turn and with all closed; the gates are restored."""
+    from storm_bt.models.neural.training import window_rank_ic
+
+    fusion = predictor.model.fusion
+    if fusion is None or fusion.gates is None:
+        raise SystemExit("the variant has no gated fusion; add fusion=gated")
+    ends = data.sample_ends(*days, predictor.history)
+
+    def scored() -> pd.Series:
+        return window_rank_ic(predictor.model, data, ends, predictor.history, 8,
+                              torch.device("cpu"))
+
+    trained = fusion.gates.detach().clone()
+    scores = {"trained": scored()}
+    closed = {update: [i] for i, update in enumerate(fusion.updates)}
+    closed["all"] = list(range(len(fusion.updates)))
+    for label, columns in closed.items():
+        with torch.no_grad():
+            fusion.gates.copy_(trained)
+            fusion.gates[:, columns] = 0.0
+        scores[label] = scored()
+    with torch.no_grad():
+        fusion.gates.copy_(trained)
+    return scores, dict(fusion.gate_values())
 
 
 if __name__ == "__main__":
