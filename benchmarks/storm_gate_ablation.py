@@ -2,7 +2,7 @@
 
     python benchmarks/storm_gate_ablation.py [--data PATH] [--universe dj30|all]
         [--variant storm:fusion=gated,factor_tokens=ts] [--seeds 1 2 3] [--threads 1]
-        --cache-dir DIR
+        [--folds K [--block-days 252] [--by-block]] --cache-dir DIR
 
 For each seed it loads the fitted model from the checkpoint cache (training it when the
 cache lacks it, as `storm_validation.py` would), scores every stock over the validation
@@ -17,7 +17,9 @@ is never read.
 With ``--folds K`` it scores the walk-forward validation's fits instead
 (`walk_forward_validation.py`, same ``--folds`` and ``--block-days``): each of the K blocks
 before the test start with its own fit, loaded from the cache, the blocks' daily RankICs
-joined into one series per seed (with ``--by-block``, also each block's difference).
+joined into one series per seed (with ``--by-block``, also each block's difference). Give
+the ``--variant`` those fits were made with (``storm`` for D43): another spelling is another
+cache key, and the blocks would be trained anew.
 """
 from __future__ import annotations
 
