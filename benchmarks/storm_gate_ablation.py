@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     name, overrides = parse_variant(args.variant)
     rows = []
-    for seed, scores, blocks, gates in fitted_scores(args, name, overrides):
+    for seed, scores, blocks, gates in fitted_scores(args, name, overrides, parser):
         base = scores["trained"]
         row = {"seed": seed, "trained": base.mean(), **gates}
         for label, ic in scores.items():
@@ -84,21 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def fitted_scores(args, name: str, overrides: dict):
+def fitted_scores(args, name: str, overrides: dict, parser):
     """Yield (seed, {label: daily RankIC}, the scored blocks' (first, last) dates, the trained
     gates' tanh a) for every seed: the paper split's one fit over its validation range, or
     with ``--folds`` the walk-forward blocks' fits, their days joined in date order."""
     if args.folds:
         from storm_bt.experiments.fitting import fit_model
-        from storm_bt.experiments.walkforward import pretest_split, refit_splits
+        from storm_bt.experiments.walkforward import refit_splits
         from storm_bt.features.dataset import build_feature_set
 
-        from walk_forward_validation import TEST_START, TRAIN_START, VALID_DAYS, settings_for
+        from walk_forward_validation import settings_for, validation_split
 
         data = build_feature_set(load_universe(args.data, args.universe))
-        split = pretest_split(data.dates, TEST_START, args.folds, args.block_days, VALID_DAYS,
-                              TRAIN_START)
-        blocks = refit_splits(data.dates, split, args.block_days)
+        blocks = refit_splits(data.dates,
+                              validation_split(data.dates, args.folds, args.block_days, parser),
+                              args.block_days)
         _, settings = settings_for(args.variant, argparse.Namespace(
             preset=args.preset, epochs=None, threads=args.threads, cache_dir=args.cache_dir))
         for seed in args.seeds:

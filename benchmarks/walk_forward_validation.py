@@ -78,19 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    from storm_bt.errors import StormBtError
     from storm_bt.evaluation.ic import daily_rank_ic
     from storm_bt.evaluation.significance import newey_west_se, paired_difference
-    from storm_bt.experiments.walkforward import pretest_split, walk_forward
+    from storm_bt.experiments.walkforward import walk_forward
     from storm_bt.features.dataset import build_feature_set
 
     torch.set_num_threads(args.threads)
     data = build_feature_set(load_universe(args.data, args.universe))
-    try:
-        split = pretest_split(data.dates, TEST_START, args.folds, args.block_days, VALID_DAYS,
-                              TRAIN_START)
-    except StormBtError as exc:
-        parser.error(str(exc))
+    split = validation_split(data.dates, args.folds, args.block_days, parser)
     realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
     daily: dict[tuple[str, int], pd.Series] = {}
     rows = []
@@ -131,6 +126,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         pd.DataFrame({f"{v}|{s}": ic for (v, s), ic in daily.items()}).to_csv(args.out)
     return 0
+
+
+def validation_split(dates: pd.DatetimeIndex, folds: int, block_days: int, parser):
+    """The `pretest_split` of the ``folds`` blocks of ``block_days`` before `TEST_START`
+    (fits from `TRAIN_START`, epochs chosen on the `VALID_DAYS` before each block); an
+    impossible one ends in ``parser.error``, one line and exit status 2."""
+    from storm_bt.errors import StormBtError
+    from storm_bt.experiments.walkforward import pretest_split
+
+    try:
+        return pretest_split(dates, TEST_START, folds, block_days, VALID_DAYS, TRAIN_START)
+    except StormBtError as exc:
+        parser.error(str(exc))
 
 
 def _seed_mean(daily: dict, variant: str, seeds: list[int]) -> pd.Series:
