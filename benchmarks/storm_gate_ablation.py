@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     name, overrides = parse_variant(args.variant)
+    fusion = paper_predictor(args, name, args.seeds[0], None, **overrides).model_config.get("fusion")
+    if fusion != "gated":
+        parser.error(f"--variant {args.variant} has fusion={fusion}, not a gated fusion; "
+                     "add fusion=gated")
     rows = []
     for seed, scores, blocks, gates in fitted_scores(args, name, overrides, parser):
         base = scores["trained"]
@@ -99,8 +103,8 @@ def fitted_scores(args, name: str, overrides: dict, parser):
         blocks = refit_splits(data.dates,
                               validation_split(data.dates, args.folds, args.block_days, parser),
                               args.block_days)
-        _, settings = settings_for(args.variant, argparse.Namespace(
-            preset=args.preset, epochs=None, threads=args.threads, cache_dir=args.cache_dir))
+        _, settings = settings_for(args.variant, preset=args.preset, epochs=None,
+                                   threads=args.threads, cache_dir=args.cache_dir)
         for seed in args.seeds:
             parts = [gate_scores(fit_model(name, seed, settings, data, block).predictor, data,
                                  block.test) for block in blocks]
@@ -120,12 +124,11 @@ def fitted_scores(args, name: str, overrides: dict, parser):
 
 def gate_scores(predictor, data, days: tuple) -> tuple[dict[str, pd.Series], dict[str, float]]:
     """The fitted gated STORM's daily RankIC over ``days`` (first, last) as trained, with each
-    fusion gate closed (tanh a = 0) in turn and with all closed; the gates are restored."""
+    fusion gate closed (tanh a = 0) in turn and with all closed; the gates are restored.
+    `main` has checked, before any fit, that the variant's fusion is gated."""
     from storm_bt.models.neural.training import window_rank_ic
 
     fusion = predictor.model.fusion
-    if fusion is None or fusion.gates is None:
-        raise SystemExit("the variant has no gated fusion; add fusion=gated")
     ends = data.sample_ends(*days, predictor.history)
 
     def scored() -> pd.Series:

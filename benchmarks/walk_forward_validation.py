@@ -47,14 +47,17 @@ TEST_START = pd.Timestamp("2021-04-01")   # the paper's test start: nothing on o
 VALID_DAYS = 504                          # the paper's validation length, in trading days
 
 
-def settings_for(text: str, args) -> tuple[str, object]:
+def settings_for(text: str, *, preset: str, epochs: int | None, threads: int,
+                 cache_dir) -> tuple[str, object]:
+    """(model name, `ModelSettings`) of the variant ``text`` (``name[:key=value,...]``), on
+    the CPU."""
     from storm_bt.models.registry import ModelSettings
 
     name, overrides = parse_variant(text)
     items = tuple(f"{k}={v!r}" if not isinstance(v, str) else f"{k}={v}"
                   for k, v in overrides.items())
-    return name, ModelSettings(preset=args.preset, epochs=args.epochs, device="cpu",
-                               threads=args.threads, cache_dir=args.cache_dir, overrides=items)
+    return name, ModelSettings(preset=preset, epochs=epochs, device="cpu", threads=threads,
+                               cache_dir=cache_dir, overrides=items)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     daily: dict[tuple[str, int], pd.Series] = {}
     rows = []
     for text in args.variants:
-        name, settings = settings_for(text, args)
+        name, settings = settings_for(text, preset=args.preset, epochs=args.epochs,
+                                      threads=args.threads, cache_dir=args.cache_dir)
         for seed in args.seeds:
             result = walk_forward(name, seed, settings, data, split, args.block_days)
             ic = daily_rank_ic(result.predictions, realised.loc[result.predictions.index])
