@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     name, overrides = parse_variant(args.variant)
-    fusion = paper_predictor(args, name, args.seeds[0], None, **overrides).model_config.get("fusion")
+    model_config = paper_predictor(args, name, args.seeds[0], None, **overrides).model_config
+    fusion = model_config.get("fusion")
     if fusion != "gated":
         parser.error(f"--variant {args.variant} has fusion={fusion}, not a gated fusion; "
                      "add fusion=gated")
