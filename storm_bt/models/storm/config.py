@@ -138,6 +138,11 @@ class StormConfig:
     #: alone, mu_y += w'c_s with w = 0 at first ("linear": four numbers cannot then act as a
     #: stock's fingerprint). Keys hold it only when it is not "embedding".
     characteristics_read: str = "embedding"
+    #: each stock's embedding in the head also attends over the other stocks of its sample
+    #: (the day's cross-section: `factor_head.StocksReadPeers`, output at 0 at first), a
+    #: stock-level cross-sectional read beside the CS day tokens. The one cost quadratic in
+    #: S, on one vector a stock. Keys hold it only when True.
+    peer_attention: bool = False
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 

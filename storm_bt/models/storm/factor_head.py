@@ -6,6 +6,8 @@ stock's own tokens. Every MLP is Linear -> LeakyReLU -> Linear; H is the hidden 
 
     m = LN(MLP_m(Phi)) (B, M, H),   h_s = LN(MLP_s(e_s)) (B, S, H)
     h_s <- h_s + Attn(h_s ; m)                        each stock reads the market tokens
+    [h_s <- h_s + Attn(LN h_s ; LN h_1..h_S)]         with peers: each stock reads the other
+                                                      stocks of its own window's last day
     posterior  W_{k,s} = softmax_s((m_k W_q)(h_s W_k)' / sqrt H)   one long-only portfolio
                per market token over the stocks (stocks without a label get weight 0),
                r = W y (B, M),  [mu_post || logvar_post] = MLP_b(r)      M -> H -> 2M
@@ -15,10 +17,18 @@ stock's own tokens. Every MLP is Linear -> LeakyReLU -> Linear; H is the hidden 
                mu_y = beta mu_z + mu_a (+ w'c_s)
                sigma_y = sqrt(sigma_a^2 + (beta o beta) sigma_z^2)
 
+With `peers` (StormConfig.peer_attention) each stock's embedding also attends over the
+stocks of its own sample, the day's cross-section: a stock-level cross-sectional read (how a
+stock stands among its peers), where the CS day tokens describe the market as a whole. Its
+output projection starts at 0, so the head starts as without it. Its cost is O(B S^2 H), the
+only term quadratic in S, on one H-wide vector per stock (at S = 501, 4 heads: a 501 x 501
+attention map per head and window).
+
 With `n_linear` = K > 0 each stock also carries K characteristics c_s (B, S, K) that enter
 its expected return through one linear read w'c_s alone (w starts at 0), not through h_s.
 
-No weight has a size that depends on S: the same head scores any number of stocks.
+No weight has a size that depends on S: the same head scores any number of stocks (with
+peers, a stock's score then depends on which other stocks are scored beside it).
 logvars are clamped to [-30, 20], sigma = exp(logvar / 2).
 """
 from __future__ import annotations
@@ -60,9 +70,25 @@ class Embedded(NamedTuple):
     characteristics: torch.Tensor | None = None
 
 
+class StocksReadPeers(nn.Module):
+    """h (B, S, H) -> each stock's update from every stock of its own sample:
+    Attn(LN h_s ; LN h_1..h_S), with the output projection at 0 at first."""
+
+    def __init__(self, hidden: int, heads: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.attention = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        nn.init.zeros_(self.attention.out_proj.weight)
+        nn.init.zeros_(self.attention.out_proj.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n = self.norm(h)
+        return self.attention(n, n, n, need_weights=False)[0]
+
+
 class FactorHead(nn.Module):
     def __init__(self, n_factors: int, factor_dim: int, stock_dim: int, hidden: int,
-                 heads: int, n_linear: int = 0):
+                 heads: int, n_linear: int = 0, peers: bool = False):
         super().__init__()
         self.hidden = hidden
         self.market_embed = nn.Sequential(mlp(factor_dim, hidden, hidden), nn.LayerNorm(hidden))
@@ -79,6 +105,8 @@ class FactorHead(nn.Module):
         if n_linear:
             self.linear_alpha = nn.Linear(n_linear, 1, bias=False)
             nn.init.zeros_(self.linear_alpha.weight)
+        # built last, so that every other weight draws what it drew without it
+        self.stocks_read_peers = StocksReadPeers(hidden, heads) if peers else None
 
     def embed(self, phi: torch.Tensor, stocks: torch.Tensor,
               characteristics: torch.Tensor | None = None) -> Embedded:
@@ -87,6 +115,8 @@ class FactorHead(nn.Module):
         m = self.market_embed(phi)
         h = self.stock_embed(stocks)
         h = h + self.stock_reads_market(h, m, m, need_weights=False)[0]
+        if self.stocks_read_peers is not None:
+            h = h + self.stocks_read_peers(h)
         return Embedded(m, h, characteristics if self.linear_alpha is not None else None)
 
     def posterior(self, emb: Embedded, y: torch.Tensor, mask: torch.Tensor) -> Gaussian:

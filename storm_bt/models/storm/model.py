@@ -166,7 +166,8 @@ class StormModel(nn.Module):
             if cfg.fusion != "none" else None
         self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if cfg.uses_stem else None
         self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.stock_dim, cfg.hidden,
-                               cfg.prior_heads, n_linear=cfg.linear_characteristics)
+                               cfg.prior_heads, n_linear=cfg.linear_characteristics,
+                               peers=cfg.peer_attention)
         fields = cfg.resolved_price_fields
         self._low_high = (fields.index("low"), fields.index("high")) \
             if fields and "low" in fields and "high" in fields else None

@@ -61,7 +61,7 @@ class StormPredictor(PresetTorchPredictor):
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
                             "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
                             "characteristics": False, "characteristics_read": "embedding",
-                            "cs_pool_queries": 0}
+                            "cs_pool_queries": 0, "peer_attention": False}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
