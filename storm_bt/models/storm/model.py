@@ -29,7 +29,8 @@ only through the fusion), and one embedding per stock e_s = [mean_j, last] of it
 [z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
 stock_embedding="tokens", the stem alone for CS only; with characteristics, also the stock's
 cross-sectional characteristic ranks c_s on the last day, or with characteristics_read=
-"linear" c_s only through a linear term w'c_s of mu_y): posterior q(z | Phi,
+"linear" c_s only through a linear term w'c_s of mu_y; with peer_attention each stock's
+embedding also reads the other stocks of its sample): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
 with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"; "cs_rank" its
 standardised rank-Gaussian score, "none" the raw return):
@@ -46,7 +47,8 @@ standardised rank-Gaussian score, "none" the raw return):
 `predict` is the prior mu_y (D8 fixed) and never reads batch.y. Stocks with label_mask
 False get zero weight in the posterior portfolios and are left out of every label term.
 No weight has a size that depends on S: any subset of stocks can be trained on, and the
-cost of a forward pass is linear in S.
+cost of a forward pass is linear in S (with peer_attention, plus the head's S x S attention
+on one vector a stock).
 """
 from __future__ import annotations
 
