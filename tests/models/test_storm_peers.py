@@ -8,12 +8,17 @@ import torch
 from planted import planted_feature_set, planted_split
 from storm_bt.models.storm import StormModel, small
 from storm_bt.models.storm.factor_head import StocksReadPeers
-from storm_bt.models.storm.predictor import StormPredictor, StormTSPredictor
+from storm_bt.models.storm.predictor import StormCSPredictor, StormPredictor, StormTSPredictor
 from storm_bt.models.storm.synthetic import random_batch
 
 torch.set_num_threads(1)
 
 DJ30 = small.with_data(29, 152, ("open", "high", "low", "close", "adj_close"))
+D43 = replace(DJ30, peer_attention=False)
+
+
+def test_small_reads_peers():
+    assert small.peer_attention
 
 
 def test_the_peer_read_is_attention_over_the_stocks_of_its_own_sample():
@@ -45,7 +50,7 @@ def test_the_untrained_model_predicts_as_without_the_peer_read():
         torch.manual_seed(3)
         return StormModel(config).eval()
 
-    base, peers = build(DJ30), build(replace(DJ30, peer_attention=True))
+    base, peers = build(D43), build(replace(D43, peer_attention=True))
     torch.testing.assert_close(peers.predict(batch), base.predict(batch), rtol=0, atol=0)
     extra = {k for k in peers.state_dict() if k not in base.state_dict()}
     assert extra and all(k.startswith("head.stocks_read_peers.") for k in extra)
@@ -54,7 +59,7 @@ def test_the_untrained_model_predicts_as_without_the_peer_read():
 
 
 def test_after_a_step_a_stocks_prediction_depends_on_its_peers_through_the_read():
-    config = replace(DJ30, peer_attention=True)
+    config = DJ30
     torch.manual_seed(0)
     model = StormModel(config).train()
     batch = random_batch(config)
@@ -70,15 +75,22 @@ def test_after_a_step_a_stocks_prediction_depends_on_its_peers_through_the_read(
     assert (model.predict(batch) - with_read).abs().max() > 1e-6
 
 
-def test_keys():
+def test_keys_and_the_ablations():
+    """storm and storm-cs read peers in `small`; storm-ts, without the cross-section, does
+    not unless told, and keeps the key it had before the peer read existed."""
     data = planted_feature_set()
     split = planted_split(data)
 
     def payload(cls, **kw):
         return cls(preset="small", seed=1, cache_dir=None, **kw)._payload_expected(data, split)
 
-    assert "peer_attention" not in payload(StormPredictor)["model_config"]
-    assert payload(StormPredictor)["key"] == payload(StormPredictor, peer_attention=False)["key"]
-    assert payload(StormPredictor)["key"] != payload(StormPredictor, peer_attention=True)["key"]
-    assert payload(StormTSPredictor)["key"] != payload(StormTSPredictor,
+    assert payload(StormPredictor)["model_config"]["peer_attention"] is True
+    assert payload(StormPredictor)["key"] == payload(StormPredictor, peer_attention=True)["key"]
+    assert payload(StormPredictor)["key"] != payload(StormPredictor, peer_attention=False)["key"]
+    assert payload(StormCSPredictor)["key"] == payload(StormCSPredictor,
                                                        peer_attention=True)["key"]
+    ts = payload(StormTSPredictor)
+    assert "peer_attention" not in ts["model_config"]
+    assert ts["key"] == payload(StormTSPredictor, peer_attention=False)["key"]
+    assert ts["key"] != payload(StormTSPredictor, peer_attention=True)["key"]
+    assert not StormTSPredictor(preset="small", seed=1).model_config["peer_attention"]

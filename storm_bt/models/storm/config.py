@@ -347,11 +347,12 @@ tiny = StormConfig(history=32, ts_patch=8, d_model=32, enc_depth=1, dec_depth=1,
 #: STORM_SPEC section 11, the CPU-trainable preset, with the issue-9 defaults; TS patches of
 #: 16 days (D40: 4 TS tokens a stock, a step 20-28% cheaper), the CS reconstruction at a
 #: tenth of the TS one (D42), and (D43) a factor head on the TS tokens alone that reads the
-#: CS view through the gated fusion, with no CS gradient into the shared stem; all chosen on
-#: validation.
+#: CS view through the gated fusion, with no CS gradient into the shared stem, and (D44)
+#: each stock's embedding in the head reads the other stocks of its sample (storm-ts, without
+#: the cross-section, does not); all chosen on validation.
 small = StormConfig(history=64, ts_patch=16, d_model=64, enc_depth=2, dec_depth=1, n_heads=4,
                     codebook_size=128, cs_stem=16, recon_cs_scale=0.1, fusion="gated",
-                    factor_tokens="ts", cs_stem_grad=0.0)
+                    factor_tokens="ts", cs_stem_grad=0.0, peer_attention=True)
 #: Official DJ30 sizes with the fixed resolutions and the cross-branch fusion (D1).
 paper = StormConfig(history=64, ts_patch=4, d_model=256, enc_depth=4, dec_depth=2, n_heads=4,
                     codebook_size=512, cs_stem=32, fusion="cross")

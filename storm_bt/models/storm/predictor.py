@@ -96,6 +96,10 @@ class StormPredictor(PresetTorchPredictor):
                                 ("factor_tokens", "both"), ("ts_relative", False)):
                 if kwargs.get(key) is None:
                     kwargs[key] = single
+        if self.branches == "ts" and kwargs.get("peer_attention") is None:
+            # the peer read looks across the stocks of a day: part of the cross-sectional
+            # view that storm-ts goes without (D44 in `small`); an explicit setting stays
+            kwargs["peer_attention"] = False
         super().__init__(preset=preset, branches=self.branches, **kwargs)
 
     def make_model(self, config: StormConfig, dims: DataDims) -> nn.Module:
