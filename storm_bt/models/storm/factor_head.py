@@ -6,8 +6,8 @@ stock's own tokens. Every MLP is Linear -> LeakyReLU -> Linear; H is the hidden 
 
     m = LN(MLP_m(Phi)) (B, M, H),   h_s = LN(MLP_s(e_s)) (B, S, H)
     h_s <- h_s + Attn(h_s ; m)                        each stock reads the market tokens
-    [h_s <- h_s + Attn(LN h_s ; LN h_1..h_S)]         with peers: each stock reads the other
-                                                      stocks of its own window's last day
+    [h_s <- h_s + Attn(LN h_s ; LN h_1..h_S)]         with peers: each stock reads the
+                                                      stocks of its own sample (same dates)
     posterior  W_{k,s} = softmax_s((m_k W_q)(h_s W_k)' / sqrt H)   one long-only portfolio
                per market token over the stocks (stocks without a label get weight 0),
                r = W y (B, M),  [mu_post || logvar_post] = MLP_b(r)      M -> H -> 2M
