@@ -11,8 +11,9 @@ gate closed (tanh a = 0) at a time and with all of them closed, and reports the 
 RankIC of each and its paired daily difference to the trained model (Newey-West standard
 error). With factor_tokens="ts", closing `ts_reads_cs` removes every path from the CS branch
 to the prediction (depth 1), so its difference is what the CS view adds; closing `mlp_u`
-removes the fusion's extra MLP on the TS tokens. Nothing is retrained and the test period
-is never read.
+removes the fusion's extra MLP on the TS tokens. With peer_attention (D44) the model is
+also scored with the factor head's peer read left out (`peers`), which is what the read
+adds. Nothing is retrained and the test period is never read.
 
 With ``--folds K`` it scores the walk-forward validation's fits instead
 (`walk_forward_validation.py`, same ``--folds`` and ``--block-days``): each of the K blocks
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows)
     log.info("\n%s", table.round(4).T.to_string())
     if len(rows) > 1:
-        for label in ("ts_reads_cs", "mlp_u", "all"):
+        for label in ("ts_reads_cs", "mlp_u", "all", "peers"):
             if f"trained minus {label} closed" not in table:
                 continue
             d = table[f"trained minus {label} closed"]
@@ -125,8 +126,9 @@ def fitted_scores(args, name: str, overrides: dict, parser):
 
 def gate_scores(predictor, data, days: tuple) -> tuple[dict[str, pd.Series], dict[str, float]]:
     """The fitted gated STORM's daily RankIC over ``days`` (first, last) as trained, with each
-    fusion gate closed (tanh a = 0) in turn and with all closed; the gates are restored.
-    `main` has checked, before any fit, that the variant's fusion is gated."""
+    fusion gate closed (tanh a = 0) in turn and with all closed, and (with a peer read) with
+    the head's peer read left out; the model is restored. `main` has checked, before any fit,
+    that the variant's fusion is gated."""
     from storm_bt.models.neural.training import window_rank_ic
 
     fusion = predictor.model.fusion
@@ -147,6 +149,13 @@ def gate_scores(predictor, data, days: tuple) -> tuple[dict[str, pd.Series], dic
         scores[label] = scored()
     with torch.no_grad():
         fusion.gates.copy_(trained)
+    head = predictor.model.head
+    if head.stocks_read_peers is not None:
+        peers, head.stocks_read_peers = head.stocks_read_peers, None
+        try:
+            scores["peers"] = scored()
+        finally:
+            head.stocks_read_peers = peers
     return scores, dict(fusion.gate_values())
 
 
