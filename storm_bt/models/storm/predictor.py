@@ -47,6 +47,12 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "parity": TrainConfig(epochs=1000, lr=1e-4, patience=None, grad_clip=None),
 }
 PRESETS = {name: (MODEL_PRESETS[name], TRAIN_PRESETS[name]) for name in MODEL_PRESETS}
+#: A single branch has nothing to fuse, only its own factor tokens and no cross-sectional
+#: mean to subtract: the dual model's fusion, fusion_mlp, factor_tokens and ts_relative (D43
+#: in `small`, the fusion in `paper`) do not apply (StormConfig refuses an explicit fusion
+#: or ts_relative for one branch).
+SINGLE_BRANCH_DEFAULTS = {"fusion": "none", "fusion_mlp": True, "factor_tokens": "both",
+                          "ts_relative": False}
 
 
 class StormPredictor(PresetTorchPredictor):
@@ -54,6 +60,8 @@ class StormPredictor(PresetTorchPredictor):
 
     name = "storm"
     branches = "both"
+    #: settings this variant takes instead of the preset's unless given explicitly
+    variant_defaults: dict[str, object] = {}
     presets = PRESETS
     #: 2: one stem shared by the branches (D37/D38), the CS parameters renamed;
     #: 3: the IC loss on the prediction path on by default (D39)
@@ -87,19 +95,9 @@ class StormPredictor(PresetTorchPredictor):
         if branches not in (None, self.branches):
             raise StormBtError(f"{self.name} uses branches={self.branches!r}, not {branches!r}; "
                                "pick the model storm, storm-ts or storm-cs instead")
-        if self.branches != "both":
-            # a single branch has nothing to fuse, only its own factor tokens and no
-            # cross-sectional mean to subtract: the dual model's fusion, fusion_mlp,
-            # factor_tokens and ts_relative (D43 in `small`, the fusion in `paper`) do not
-            # apply (StormConfig refuses an explicit fusion or ts_relative for one branch)
-            for key, single in (("fusion", "none"), ("fusion_mlp", True),
-                                ("factor_tokens", "both"), ("ts_relative", False)):
-                if kwargs.get(key) is None:
-                    kwargs[key] = single
-        if self.branches == "ts" and kwargs.get("peer_attention") is None:
-            # the peer read looks across the stocks of a day: part of the cross-sectional
-            # view that storm-ts goes without (D44 in `small`); an explicit setting stays
-            kwargs["peer_attention"] = False
+        for key, value in self.variant_defaults.items():
+            if kwargs.get(key) is None:
+                kwargs[key] = value
         super().__init__(preset=preset, branches=self.branches, **kwargs)
 
     def make_model(self, config: StormConfig, dims: DataDims) -> nn.Module:
@@ -132,6 +130,9 @@ class StormTSPredictor(StormPredictor):
 
     name = "storm-ts"
     branches = "ts"
+    #: the peer read looks across the stocks of a day: part of the cross-sectional view that
+    #: storm-ts goes without (D44 in `small`)
+    variant_defaults = {**SINGLE_BRANCH_DEFAULTS, "peer_attention": False}
 
 
 class StormCSPredictor(StormPredictor):
@@ -139,3 +140,4 @@ class StormCSPredictor(StormPredictor):
 
     name = "storm-cs"
     branches = "cs"
+    variant_defaults = SINGLE_BRANCH_DEFAULTS
