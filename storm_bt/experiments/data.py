@@ -13,6 +13,7 @@ history.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,12 +82,21 @@ def membership_frame(config: DataConfig, panel: Panel) -> pd.DataFrame | None:
 
 
 def restrict_to_members(data: FeatureSet, member: pd.DataFrame | None) -> FeatureSet:
-    """The feature set with the label of every non-member (date, stock) hidden (NaN)."""
+    """The feature set with the label of every non-member (date, stock) hidden (NaN).
+
+    Where that hides a known label, the result records a digest of the hidden pairs
+    (``hidden_labels``), which enters the checkpoint key of every model trained on it: a
+    point-in-time fit never reuses, and is never reused as, a fit on every label."""
     if member is None:
         return data
     ok = member.reindex(index=data.dates, columns=list(data.tickers)).fillna(False)
-    labels = np.where(ok.to_numpy(dtype=bool), data.labels, np.nan).astype(data.labels.dtype)
-    return replace(data, labels=labels)
+    ok = ok.to_numpy(dtype=bool)
+    hidden = ~ok & np.isfinite(data.labels)
+    if not hidden.any():
+        return data
+    labels = np.where(ok, data.labels, np.nan).astype(data.labels.dtype)
+    digest = hashlib.sha256(np.packbits(hidden).tobytes()).hexdigest()[:16]
+    return replace(data, labels=labels, hidden_labels=digest)
 
 
 def members_only(predictions: pd.DataFrame, member: pd.DataFrame | None) -> pd.DataFrame:

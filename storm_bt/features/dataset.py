@@ -245,6 +245,9 @@ class FeatureSet:
         characteristics: float32 (D, S, K), each stock's standardised cross-sectional rank
             of `CHARACTERISTIC_NAMES` on date t (`storm_bt.features.characteristics`);
             None for a feature set built without them.
+        hidden_labels: a digest of the (date, stock) labels a point-in-time universe hid
+            (`storm_bt.experiments.data.restrict_to_members`); None where none were hidden.
+            A model trained on such labels is another fit, so it enters checkpoint keys.
     """
 
     dates: pd.DatetimeIndex
@@ -259,6 +262,7 @@ class FeatureSet:
     fingerprint: str = ""
     label_horizon: int = 1
     characteristics: np.ndarray | None = None
+    hidden_labels: str | None = None
 
     @property
     def n_features(self) -> int:

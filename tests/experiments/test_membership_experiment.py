@@ -46,6 +46,28 @@ def test_non_member_days_have_no_label_and_no_prediction(membership_file):
     assert kept.loc[kept.index < "2018-04-02", "KO"].notna().all()
 
 
+def test_a_point_in_time_fit_has_its_own_checkpoint_key(membership_file):
+    """Hidden labels train another model, so they must change the checkpoint key (a
+    point-in-time run once silently reused the fit on every label); a universe that hides
+    nothing, and no universe, leave the key as it was."""
+    from storm_bt.models.neural.checkpoint import data_identity
+
+    config = _data(membership_file)
+    panel, split = load_experiment_data(config)
+    data = build_feature_set(panel)
+    every_label = data_identity(data, split)
+    assert "hidden_labels" not in every_label
+    point_in_time = restrict_to_members(data, membership_frame(config, panel))
+    assert point_in_time.hidden_labels is not None
+    assert data_identity(point_in_time, split) != every_label
+    always = pd.DataFrame(True, index=data.dates, columns=list(data.tickers))
+    assert data_identity(restrict_to_members(data, always), split) == every_label
+    assert data_identity(restrict_to_members(data, None), split) == every_label
+    # the training loop's h-day labels keep the mark
+    from storm_bt.features.dataset import with_label_horizon
+    assert with_label_horizon(point_in_time, 5).hidden_labels == point_in_time.hidden_labels
+
+
 @pytest.mark.slow
 def test_a_stock_that_leaves_the_index_is_sold(membership_file):
     result = run_portfolio(PortfolioConfig(data=_data(membership_file), model="lightgbm",

@@ -10,7 +10,8 @@ half a file) and read back with ``torch.load(..., weights_only=True)``, so every
 tensor or a plain python value. Its key is the SHA-256 of (model name, model config, train
 config without runtime settings, data identity, the model code's weights version); the data
 identity is the panel fingerprint, a digest of the scaled feature array (so a change in the
-feature code is seen), the tickers and the split dates. Processes that train or read the
+feature code is seen), the tickers and the split dates, and the digest of the labels a
+point-in-time universe hid, when it hid any. Processes that train or read the
 same key at once take turns on an exclusive lock (`key_lock`): the first trains and writes,
 the others then reuse its checkpoint.
 """
@@ -49,13 +50,17 @@ def feature_digest(data: FeatureSet) -> str:
 
 
 def data_identity(data: FeatureSet, split: Split) -> dict:
-    """What a checkpoint was trained on, as plain values."""
-    return {
+    """What a checkpoint was trained on, as plain values; with labels hidden by a
+    point-in-time universe, their digest too (only then, so other keys are unchanged)."""
+    identity = {
         "fingerprint": data.fingerprint,
         "features": feature_digest(data),
         "tickers": list(data.tickers),
         "split": split.as_dict(),
     }
+    if data.hidden_labels is not None:
+        identity["hidden_labels"] = data.hidden_labels
+    return identity
 
 
 def checkpoint_key(model_name: str, model_config: Mapping, train_config: TrainConfig,
