@@ -9,7 +9,8 @@ from storm_bt.errors import StormBtError
 from storm_bt.experiments import DataConfig, ModelSettings, PortfolioConfig, run_portfolio
 from storm_bt.experiments.data import (load_experiment_data, members_only, membership_frame,
                                        restrict_to_members)
-from storm_bt.features.dataset import build_feature_set
+from storm_bt.features.dataset import build_feature_set, with_label_horizon
+from storm_bt.models.neural.checkpoint import data_identity
 
 TICKERS = ("AAPL", "AMD", "BAC", "JNJ", "JPM", "KO", "MSFT", "PG", "XOM", "WMT")
 
@@ -50,8 +51,6 @@ def test_a_point_in_time_fit_has_its_own_checkpoint_key(membership_file):
     """Hidden labels train another model, so they must change the checkpoint key (a
     point-in-time run once silently reused the fit on every label); a universe that hides
     nothing, and no universe, leave the key as it was."""
-    from storm_bt.models.neural.checkpoint import data_identity
-
     config = _data(membership_file)
     panel, split = load_experiment_data(config)
     data = build_feature_set(panel)
@@ -64,7 +63,6 @@ def test_a_point_in_time_fit_has_its_own_checkpoint_key(membership_file):
     assert data_identity(restrict_to_members(data, always), split) == every_label
     assert data_identity(restrict_to_members(data, None), split) == every_label
     # the training loop's h-day labels keep the mark
-    from storm_bt.features.dataset import with_label_horizon
     assert with_label_horizon(point_in_time, 5).hidden_labels == point_in_time.hidden_labels
 
 
