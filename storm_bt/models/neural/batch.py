@@ -30,7 +30,8 @@ class Batch:
     a subset of the universe's stocks (else its own stocks are the universe).
     characteristics (B,S,K): each stock's cross-sectional characteristic ranks
     on the window's last date (`FeatureSet.characteristics`), None where the feature set
-    has none."""
+    has none. stocks (S,): the batch's stock columns in the universe, None when it holds
+    every stock."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -41,6 +42,7 @@ class Batch:
     universe_mean: torch.Tensor | None = None
     universe_cov: torch.Tensor | None = None
     characteristics: torch.Tensor | None = None
+    stocks: torch.Tensor | None = None
     subset: bool = False
 
     def to(self, device: torch.device | str) -> "Batch":
@@ -94,5 +96,6 @@ def make_batch(data: FeatureSet, ends: np.ndarray, history: int,
         price_mean=torch.from_numpy(np.asarray(pm, dtype=np.float32)),
         price_std=torch.from_numpy(np.asarray(ps, dtype=np.float32)),
         subset=stocks is not None,
+        stocks=None if stocks is None else torch.from_numpy(np.array(stocks, dtype=np.int64)),
         **extra,
     )

@@ -143,6 +143,14 @@ class StormConfig:
     #: stock-level cross-sectional read beside the CS day tokens. The one cost quadratic in
     #: S, on one vector a stock. Keys hold it only when True.
     peer_attention: bool = False
+    #: G > 0: the CS branch also makes one token a day for each of G groups of stocks
+    #: (`storm_bt.features.groups`: k-means on the training period's market-residual return
+    #: correlations, price-made industries), from the stem's moments over the sample's stocks
+    #: of the group, through the same encoder, quantiser and decoder as the market's day
+    #: token; each stock's embedding adds [mean_t, last] of its group's [z || q] (the
+    #: market token's for a stock without a group). Needs a CS branch and cs_context=
+    #: "batch" without cs_pool_queries. Keys hold it only when it is not 0.
+    cs_groups: int = 0
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 
@@ -222,6 +230,16 @@ class StormConfig:
                 f"StormConfig.cs_pool_queries={self.cs_pool_queries} needs cs_context='batch': "
                 "the universe context gives the CS branch the stem's moments only; set "
                 "cs_context='batch' or cs_pool_queries=0")
+        if self.cs_groups < 0:
+            raise StormBtError(f"StormConfig.cs_groups={self.cs_groups}: must be >= 0 (0 = no "
+                               "groups)")
+        if self.cs_groups and ("cs" not in self.branch_names or self.cs_context != "batch"
+                               or self.cs_pool_queries):
+            raise StormBtError(
+                f"StormConfig.cs_groups={self.cs_groups} needs a CS branch with "
+                "cs_context='batch' and cs_pool_queries=0; got "
+                f"branches={self.branches!r}, cs_context={self.cs_context!r}, "
+                f"cs_pool_queries={self.cs_pool_queries}")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")
@@ -302,7 +320,9 @@ class StormConfig:
         tokens = 4 * self.d_model if "ts" in self.branch_names else 0
         characteristics = len(CHARACTERISTIC_NAMES) \
             if self.characteristics and self.characteristics_read == "embedding" else 0
-        return tokens + (2 * self.stem_dim if self.stock_uses_stem else 0) + characteristics
+        groups = 4 * self.d_model if self.cs_groups else 0
+        return (tokens + (2 * self.stem_dim if self.stock_uses_stem else 0) + characteristics
+                + groups)
 
     @property
     def linear_characteristics(self) -> int:

@@ -217,6 +217,19 @@ def cross_section_moments(u: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, std], dim=-1)
 
 
+def group_moments(u: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """(B, T, S, C) and each stock's group (S,) in 0..G -> (G, B, T, 2C): for g = 1..G the
+    [mean || population std] of u over the stocks of group g (0: no group, in none of them);
+    zeros and sqrt(1e-6) for a group without a stock here."""
+    member = F.one_hot(groups, n_groups + 1).to(u.dtype)                 # (S, G + 1)
+    count = member.sum(dim=0).clamp_min(1.0)
+    mean = torch.einsum("btsc,sg->bgtc", u, member) / count[:, None, None]  # (B, G+1, T, C)
+    centred = u - mean[:, groups].permute(0, 2, 1, 3)                    # (B, T, S, C)
+    var = torch.einsum("btsc,sg->bgtc", centred.pow(2), member) / count[:, None, None]
+    out = torch.cat([mean, var.add(1e-6).sqrt()], dim=-1)[:, 1:]          # (B, G, T, 2C)
+    return out.transpose(0, 1)
+
+
 def stem_moments(mean: torch.Tensor, cov: torch.Tensor, weight: torch.Tensor | None = None,
                  bias: torch.Tensor | None = None) -> torch.Tensor:
     """The universe's [mean_s u || std_s u] (..., 2F') of a linear stem u = x W' + b (the

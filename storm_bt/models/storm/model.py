@@ -44,6 +44,11 @@ standardised rank-Gaussian score, "none" the raw return):
           + w_ic (1 - mean_B corr_s(mu_y^prior, y))
           + w_price [mean relu(low - other) + mean relu(other - high)] on the TS dollar prices
 
+With cs_groups G the CS branch also encodes, per day, each group g's moments of the stem
+over the batch's stocks of g (`layers.group_moments`, groups from `storm_bt.features.groups`),
+(G B, T, d) beside the market's (B, T, d): one quantiser and decoder for both (the groups'
+target: their price moments), and e_s adds [mean_t, last] of its group's [z_cs || q_cs].
+
 `predict` is the prior mu_y (D8 fixed) and never reads batch.y. Stocks with label_mask
 False get zero weight in the posterior portfolios and are left out of every label term.
 No weight has a size that depends on S: any subset of stocks can be trained on, and the
@@ -71,8 +76,8 @@ from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.factor_head import FactorHead
 from storm_bt.models.storm.fusion import BranchFusion
 from storm_bt.models.storm.layers import (CrossSectionalPatching, TimeSeriesPatching,
-                                          TokenTransformer, stem_moments, stock_stem,
-                                          stocks_to_time_major)
+                                          TokenTransformer, group_moments, stem_moments,
+                                          stock_stem, stocks_to_time_major)
 from storm_bt.models.storm.quantizer import VectorQuantizer
 
 #: loss terms that fit the label (the "return path" of the gradient diagnostics)
@@ -134,6 +139,7 @@ class _Encoded:
     phi: torch.Tensor | None = None                 # market tokens (B, M, 2d)
     stocks: torch.Tensor | None = None              # per-stock features (B, S, E)
     characteristics: torch.Tensor | None = None     # read linearly by the head (B, S, K)
+    groups: torch.Tensor | None = None              # each stock's group, 0..G (S,)
 
 
 def _scale_grad(u: torch.Tensor, share: float) -> torch.Tensor:
@@ -156,11 +162,27 @@ def _eval_mode(module: nn.Module):
 
 
 class StormModel(nn.Module):
-    """The STORM factor model; see the module docstring for the maths."""
+    """The STORM factor model; see the module docstring for the maths.
 
-    def __init__(self, config: StormConfig):
+    With cs_groups G, ``stock_groups`` (n_stocks,) gives each stock of the universe its group
+    1..G, or 0 for none (`storm_bt.features.groups.return_groups`); it is kept with the
+    weights. Without it every stock starts with no group.
+    """
+
+    def __init__(self, config: StormConfig, stock_groups=None):
         super().__init__()
         self.config = cfg = config
+        groups = None
+        if cfg.cs_groups:
+            groups = torch.zeros(cfg.n_stocks, dtype=torch.long) if stock_groups is None \
+                else torch.as_tensor(stock_groups, dtype=torch.long).clone()
+            if groups.shape != (cfg.n_stocks,) or int(groups.min()) < 0 \
+                    or int(groups.max()) > cfg.cs_groups:
+                raise StormBtError(
+                    f"STORM stock_groups must give each of the {cfg.n_stocks} stocks a group "
+                    f"in 0..{cfg.cs_groups}; got shape {tuple(groups.shape)}, values "
+                    f"{int(groups.min())}..{int(groups.max())}")
+        self.register_buffer("stock_groups", groups)
         self.branches = nn.ModuleDict({b: Branch(cfg, b) for b in cfg.branch_names})
         self.fusion = BranchFusion(cfg.d_model, cfg.fusion_depth, cfg.fusion_heads,
                                    cfg.mlp_ratio, gated=cfg.fusion == "gated",
@@ -266,7 +288,12 @@ class StormModel(nn.Module):
             elif self._cs_uses_universe(batch):
                 out.z[name] = branch.encode_moments(self._universe_stem_moments(batch))
             else:
-                out.z[name] = branch.encode(_scale_grad(u, self._cs_stem_share))
+                u_cs = _scale_grad(u, self._cs_stem_share)
+                out.z[name] = branch.encode(u_cs)
+                if self.config.cs_groups:
+                    out.groups = self._batch_groups(batch, s)
+                    moments = group_moments(u_cs, out.groups, self.config.cs_groups)
+                    out.z["cs_groups"] = branch.encode_moments(moments.flatten(0, 1))
         if self.fusion is not None:
             out.z["cs"], out.z["ts"] = self.fusion(out.z["cs"], out.z["ts"])
         if self.config.normalize_codes:
@@ -274,9 +301,12 @@ class StormModel(nn.Module):
             out.z = {k: F.normalize(v, dim=-1) * scale for k, v in out.z.items()}
         market = []
         for name, branch in self.branches.items():
-            quantized = branch.quantizer(out.z[name])
+            z = out.z[name]
+            if name == "cs" and out.groups is not None:      # the market's days, then G groups'
+                z = torch.cat([z, out.z["cs_groups"]])
+            quantized = branch.quantizer(z)
             out.quantized[name] = quantized
-            tokens = torch.cat([out.z[name], quantized.q], dim=-1)
+            tokens = torch.cat([out.z[name], quantized.q[: len(out.z[name])]], dim=-1)
             if name not in self.config.factor_branches:
                 continue
             if name == "cs":
@@ -291,6 +321,8 @@ class StormModel(nn.Module):
             stem_summary = torch.cat([u.mean(dim=1), u[:, -1]], dim=-1)      # (B, S, 2F')
             out.stocks = stem_summary if out.stocks is None \
                 else torch.cat([out.stocks, stem_summary], dim=-1)
+        if out.groups is not None:
+            out.stocks = torch.cat([out.stocks, self._group_read(out)], dim=-1)
         if self.config.linear_characteristics:
             out.characteristics = self._characteristics(batch)
         elif self.config.characteristics:
@@ -345,6 +377,9 @@ class StormModel(nn.Module):
             target = self._universe_price_moments(batch) \
                 if name == "cs" and self._cs_uses_universe(batch) \
                 else self.branches[name].target(prices)
+            if name == "cs" and enc.groups is not None:      # and each group's price moments
+                groups = group_moments(prices, enc.groups, cfg.cs_groups)
+                target = torch.cat([target, groups.flatten(0, 1)])
             err = L.reconstruction_mse(pred, target) if cfg.recon_reduction == "mean" \
                 else L.reconstruction_sse(pred, target).mean()
             parts.append(scale[name] * err)
@@ -429,10 +464,17 @@ class StormModel(nn.Module):
         with _eval_mode(self):
             enc = self._encode(batch)
             prior = self.head.prior(self.head.embed(enc.phi, enc.stocks, enc.characteristics))
-        s = enc.n_stocks
+        s, n = enc.n_stocks, batch.x.shape[0]
         out: dict[str, torch.Tensor] = {}
+        if enc.groups is not None:      # (B, G, T, d) and (B, G, T) after the market's
+            shape = (self.config.cs_groups, n, -1)
+            q = enc.quantized["cs"]
+            out["z_cs_groups"] = enc.z["cs_groups"].reshape(*shape, q.q.shape[-1]).transpose(0, 1)
+            out["q_cs_groups"] = q.q[n:].reshape(*shape, q.q.shape[-1]).transpose(0, 1)
+            out["codes_cs_groups"] = q.codes[n:].reshape(shape).transpose(0, 1)
         for name, quantized in enc.quantized.items():
-            z, q, codes = enc.z[name], quantized.q, quantized.codes
+            z = enc.z[name]
+            q, codes = quantized.q[: len(z)], quantized.codes[: len(z)]
             if name == "ts":
                 z, q = stocks_to_time_major(z, s), stocks_to_time_major(q, s)
                 codes = stocks_to_time_major(codes[..., None], s)[..., 0]
@@ -467,6 +509,28 @@ class StormModel(nn.Module):
         p = self.config.n_price
         moments = stem_moments(batch.universe_mean[:, :p], batch.universe_cov[:, :p, :p])
         return moments[batch.universe_index]
+
+    def _batch_groups(self, batch: Batch, n_stocks: int) -> torch.Tensor:
+        """(S,) the group of each of the batch's stocks (its columns ``batch.stocks``, or
+        every stock of the universe)."""
+        if batch.stocks is not None:
+            return self.stock_groups[batch.stocks]
+        if n_stocks != len(self.stock_groups):
+            raise StormBtError(
+                f"STORM with cs_groups got a batch of {n_stocks} stocks without their columns "
+                f"(Batch.stocks) and knows the groups of {len(self.stock_groups)}; build the "
+                "batch with make_batch(..., stocks=...)")
+        return self.stock_groups
+
+    def _group_read(self, enc: _Encoded) -> torch.Tensor:
+        """(B, S, 4d): for each stock [mean_t, last] of its group's CS [z || q] (the
+        market's day tokens for a stock without a group)."""
+        n = enc.z["cs"].shape[0]
+        q = enc.quantized["cs"].q
+        tokens = torch.cat([torch.cat([enc.z["cs"], enc.z["cs_groups"]]), q], dim=-1)
+        tokens = tokens.reshape(-1, n, *tokens.shape[1:]).transpose(0, 1)  # (B, 1+G, T, 2d)
+        summary = torch.cat([tokens.mean(dim=2), tokens[:, :, -1]], dim=-1)  # (B, 1+G, 4d)
+        return summary[:, enc.groups]
 
     def _clip_summary(self, z: torch.Tensor, kind: str, n_stocks: int) -> torch.Tensor:
         """The vector CLIP aligns: the token mean (D2 fixed) or the first token (parity:

@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from storm_bt.features.dataset import FeatureSet
+from storm_bt.features.dataset import FeatureSet, Split
+from storm_bt.features.groups import return_groups
 from storm_bt.errors import StormBtError
 from storm_bt.models.storm import StormModel
 from storm_bt.models.storm.config import PRESETS as MODEL_PRESETS
@@ -69,7 +70,7 @@ class StormPredictor(PresetTorchPredictor):
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
                             "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
                             "characteristics": False, "characteristics_read": "embedding",
-                            "cs_pool_queries": 0, "peer_attention": False}
+                            "cs_pool_queries": 0, "peer_attention": False, "cs_groups": 0}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
@@ -100,8 +101,16 @@ class StormPredictor(PresetTorchPredictor):
                 kwargs[key] = value
         super().__init__(preset=preset, branches=self.branches, **kwargs)
 
+    def fit(self, data: FeatureSet, split: Split) -> "StormPredictor":
+        """As `TorchPredictor.fit`; with cs_groups, the stocks' groups come first, from the
+        training period's returns alone (`return_groups`), and go into the model."""
+        groups = self.model_config.get("cs_groups", 0)
+        self._stock_groups = return_groups(data, split, groups) if groups else None
+        return super().fit(data, split)
+
     def make_model(self, config: StormConfig, dims: DataDims) -> nn.Module:
-        return StormModel(config.with_data(dims.n_stocks, dims.n_features, dims.price_names))
+        return StormModel(config.with_data(dims.n_stocks, dims.n_features, dims.price_names),
+                          stock_groups=getattr(self, "_stock_groups", None))
 
     def factors(self, data: FeatureSet, start, end, batch_size: int | None = None) -> dict:
         """Factor embeddings and code indices of each branch for windows ending in [start, end].
