@@ -301,12 +301,13 @@ class StormModel(nn.Module):
             out.z = {k: F.normalize(v, dim=-1) * scale for k, v in out.z.items()}
         market = []
         for name, branch in self.branches.items():
-            z = out.z[name]
-            if name == "cs" and out.groups is not None:      # the market's days, then G groups'
-                z = torch.cat([z, out.z["cs_groups"]])
-            quantized = branch.quantizer(z)
+            grouped = name == "cs" and out.groups is not None
+            # with groups: the market's days, then the G groups' through one quantiser
+            quantized = branch.quantizer(torch.cat([out.z[name], out.z["cs_groups"]])
+                                         if grouped else out.z[name])
             out.quantized[name] = quantized
-            tokens = torch.cat([out.z[name], quantized.q[: len(out.z[name])]], dim=-1)
+            q = quantized.q[: len(out.z[name])] if grouped else quantized.q
+            tokens = torch.cat([out.z[name], q], dim=-1)
             if name not in self.config.factor_branches:
                 continue
             if name == "cs":
