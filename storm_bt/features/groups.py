@@ -15,6 +15,8 @@ so a stock's group never depends on a return of the validation or test period.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from storm_bt.errors import StormBtError
@@ -44,8 +46,10 @@ def return_groups(data: FeatureSet, split: Split, n_groups: int, min_days: int =
             f"cs_groups={n_groups}: only {int(grouped.sum())} stocks have {min_days} training "
             f"returns ({split.train_start.date()} .. {split.valid_start.date()}); use fewer "
             "groups (cs_groups) or a longer training period")
-    r = np.where(known[:, grouped], returns[:, grouped], np.nan)
-    excess = r - np.nanmean(r, axis=1, keepdims=True)
+    r = returns[:, grouped]
+    with warnings.catch_warnings():      # a day no grouped stock has: its row stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        excess = r - np.nanmean(r, axis=1, keepdims=True)
     mean = np.nanmean(excess, axis=0)
     std = np.nanstd(excess, axis=0)
     z = np.nan_to_num((excess - mean) / np.where(std > 0, std, 1.0))

@@ -11,7 +11,8 @@ in the range and returns `StormModel.factors` per date: the factor embeddings an
 indices of each branch, as numpy arrays whose first axis follows ``dates``:
 z_cs, q_cs (N, T, d), codes_cs (N, T); z_ts, q_ts (N, (T/p) S, d), codes_ts (N, (T/p) S),
 time-major (index j S + s); phi (N, M, 2d), the M = T + T/p market tokens the factors are
-read from (M = T/p with factor_tokens="ts"); mu_z, sigma_z (N, M).
+read from (M = T/p with factor_tokens="ts"); mu_z, sigma_z (N, M); with cs_groups G also
+z_cs_groups, q_cs_groups (N, G, T, d) and codes_cs_groups (N, G, T), the groups' day tokens.
 
 The model has no weight whose size depends on S: with the presets' ``stocks_per_step``
 each training step sees a random subset of the stocks, while `predict` and `factors`
