@@ -31,15 +31,8 @@ log = logging.getLogger("group_reversal")
 
 def past_returns(labels: np.ndarray, k: int) -> np.ndarray:
     """(D, S): at t, the sum of the k daily returns that end at t (labels[t - k .. t - 1]);
-    NaN for the first k days."""
-    filled = np.nan_to_num(labels)
-    csum = np.vstack([np.zeros((1, labels.shape[1])), np.cumsum(filled, axis=0)])
-    out = np.full(labels.shape, np.nan)
-    out[k:] = csum[k:-1] - csum[:-k - 1]
-    known = np.isfinite(labels).astype(float)
-    kcount = np.vstack([np.zeros((1, labels.shape[1])), np.cumsum(known, axis=0)])
-    out[k:][(kcount[k:-1] - kcount[:-k - 1]) < k] = np.nan
-    return out
+    NaN for the first k days and wherever one of the k is missing."""
+    return pd.DataFrame(labels).rolling(k).sum().shift(1).to_numpy()
 
 
 def group_means(signal: np.ndarray, groups: np.ndarray) -> np.ndarray:

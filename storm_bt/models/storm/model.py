@@ -151,6 +151,12 @@ def _scale_grad(u: torch.Tensor, share: float) -> torch.Tensor:
     return share * u + (1.0 - share) * u.detach()
 
 
+def _per_window(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """(K n, ...) -> (n, K, ...): rows stacked in K blocks of the batch's n windows (the CS
+    layout with groups: the market's block, then each group's) regrouped by window."""
+    return rows.reshape(-1, n, *rows.shape[1:]).transpose(0, 1)
+
+
 @contextmanager
 def _eval_mode(module: nn.Module):
     was_training = module.training
@@ -467,12 +473,11 @@ class StormModel(nn.Module):
             prior = self.head.prior(self.head.embed(enc.phi, enc.stocks, enc.characteristics))
         s, n = enc.n_stocks, batch.x.shape[0]
         out: dict[str, torch.Tensor] = {}
-        if enc.groups is not None:      # (B, G, T, d) and (B, G, T) after the market's
-            shape = (self.config.cs_groups, n, -1)
+        if enc.groups is not None:      # (B, G, T, d) and (B, G, T), after the market's rows
             q = enc.quantized["cs"]
-            out["z_cs_groups"] = enc.z["cs_groups"].reshape(*shape, q.q.shape[-1]).transpose(0, 1)
-            out["q_cs_groups"] = q.q[n:].reshape(*shape, q.q.shape[-1]).transpose(0, 1)
-            out["codes_cs_groups"] = q.codes[n:].reshape(shape).transpose(0, 1)
+            out["z_cs_groups"] = _per_window(enc.z["cs_groups"], n)
+            out["q_cs_groups"] = _per_window(q.q[n:], n)
+            out["codes_cs_groups"] = _per_window(q.codes[n:], n)
         for name, quantized in enc.quantized.items():
             z = enc.z[name]
             q, codes = quantized.q[: len(z)], quantized.codes[: len(z)]
@@ -528,8 +533,8 @@ class StormModel(nn.Module):
         market's day tokens for a stock without a group)."""
         n = enc.z["cs"].shape[0]
         q = enc.quantized["cs"].q
-        tokens = torch.cat([torch.cat([enc.z["cs"], enc.z["cs_groups"]]), q], dim=-1)
-        tokens = tokens.reshape(-1, n, *tokens.shape[1:]).transpose(0, 1)  # (B, 1+G, T, 2d)
+        z = torch.cat([enc.z["cs"], enc.z["cs_groups"]])
+        tokens = _per_window(torch.cat([z, q], dim=-1), n)                  # (B, 1+G, T, 2d)
         summary = torch.cat([tokens.mean(dim=2), tokens[:, :, -1]], dim=-1)  # (B, 1+G, 4d)
         return summary[:, enc.groups]
 
