@@ -102,3 +102,57 @@ def test_the_read_is_keyed_only_when_linear():
     assert on["key"] != payload(characteristics=True, characteristics_read="linear")["key"]
     with pytest.raises(StormBtError, match="characteristics_read"):
         replace(TINY, characteristics_read="quadratic")
+
+
+@pytest.mark.parametrize("branches", ["both", "cs"])
+def test_the_state_read_weighs_c_by_the_day_token_and_starts_at_zero(branches):
+    """characteristics_read="state": mu_y = (the model without characteristics)
+    + (w + V zbar_b)'c_s, zbar_b the CS token of window b's last day; w = V = 0 at first, so
+    the untrained model predicts as the one without them. A change Delta c of stock 2 moves
+    stock 2's prediction by exactly (w + V zbar_b)'Delta c, a different amount in each
+    window."""
+    base = replace(TINY, branches=branches)
+    config = replace(base, characteristics=True, characteristics_read="state")
+    assert config.stock_dim == base.stock_dim and config.state_read_dim == config.d_model
+    batch = random_batch(config, n=3)
+    torch.testing.assert_close(_predict(config, batch), _predict(base, batch))
+    torch.manual_seed(0)
+    model = StormModel(config).eval()
+    w = torch.tensor([0.5, -1.0, 0.25, 2.0])
+    v = torch.randn(4, config.d_model)
+    with torch.no_grad():
+        model.head.linear_alpha.weight.copy_(w[None])
+        model.head.linear_state.weight.copy_(v)
+        zbar = model._encode(batch).z["cs"][:, -1]                     # (B, d)
+    delta = torch.tensor([2.0, -1.0, 0.5, 1.5])
+    chars = batch.characteristics.clone()
+    chars[:, 2] += delta
+    moved = model.predict(replace(batch, characteristics=chars)) - model.predict(batch)
+    expected = torch.zeros_like(moved)
+    expected[:, 2] = (w + zbar @ v.T) @ delta
+    torch.testing.assert_close(moved, expected, rtol=1e-4, atol=1e-5)
+    assert expected[:, 2].unique().numel() == 3
+
+
+def test_the_state_read_learns_from_the_label_and_needs_the_cs_branch():
+    """At V = 0 the return loss still reaches V (its gradient is the label's residual times
+    c_s zbar'), and through V the CS encoder; storm-ts has no day token to read."""
+    config = replace(TINY, characteristics=True, characteristics_read="state")
+    torch.manual_seed(0)
+    model = StormModel(config).train()
+    model.losses(random_batch(config, n=4))["total"].backward()
+    assert model.head.linear_state.weight.grad.abs().sum() > 0
+    with pytest.raises(StormBtError, match="reads the CS branch's day token"):
+        replace(TINY, branches="ts", characteristics=True, characteristics_read="state")
+
+
+def test_the_state_read_is_keyed_apart_from_the_linear_one():
+    data = planted_feature_set()
+    split = planted_split(data)
+
+    def key(**kw):
+        return StormPredictor(preset="small", seed=1, cache_dir=None,
+                              **kw)._payload_expected(data, split)["key"]
+
+    assert key(characteristics=True, characteristics_read="state") != \
+        key(characteristics=True, characteristics_read="linear")

@@ -37,7 +37,7 @@ _CHOICES = {
     "stock_embedding": ("tokens+stem", "tokens"),
     "cs_context": ("batch", "universe"),
     "factor_tokens": ("both", "ts"),
-    "characteristics_read": ("embedding", "linear"),
+    "characteristics_read": ("embedding", "linear", "state"),
 }
 
 
@@ -136,7 +136,11 @@ class StormConfig:
     #: how the head reads them: as part of the stock embedding ("embedding", through the
     #: MLPs that give alpha and beta) or through one linear term of the expected return
     #: alone, mu_y += w'c_s with w = 0 at first ("linear": four numbers cannot then act as a
-    #: stock's fingerprint). Keys hold it only when it is not "embedding".
+    #: stock's fingerprint), or through that linear term with weights that move with the
+    #: CS branch's token of the window's last day, mu_y += (w + V zbar_t)'c_s with w and V
+    #: at 0 at first ("state": the day's market re-weights the characteristics, e.g. small
+    #: stocks lagging the market's day; needs the CS branch). Keys hold it only when it is
+    #: not "embedding".
     characteristics_read: str = "embedding"
     #: each stock's embedding in the head also attends over the other stocks of its sample
     #: (the day's cross-section: `factor_head.StocksReadPeers`, output at 0 at first), a
@@ -240,6 +244,11 @@ class StormConfig:
                 "cs_context='batch' and cs_pool_queries=0; got "
                 f"branches={self.branches!r}, cs_context={self.cs_context!r}, "
                 f"cs_pool_queries={self.cs_pool_queries}")
+        if self.characteristics_read == "state" and "cs" not in self.branch_names:
+            raise StormBtError(
+                "StormConfig.characteristics_read='state' reads the CS branch's day token; "
+                f"branches={self.branches!r} has none: use 'linear' or 'embedding', or a "
+                "model with a CS branch (storm, storm-cs)")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")
@@ -326,9 +335,17 @@ class StormConfig:
 
     @property
     def linear_characteristics(self) -> int:
-        """K when the head reads the characteristics through a linear term, else 0."""
+        """K when the head reads the characteristics through a linear term (with constant
+        or day-state weights), else 0."""
         return len(CHARACTERISTIC_NAMES) \
-            if self.characteristics and self.characteristics_read == "linear" else 0
+            if self.characteristics and self.characteristics_read in ("linear", "state") else 0
+
+    @property
+    def state_read_dim(self) -> int:
+        """d when the linear read's weights move with the CS day token (the width of that
+        token), else 0."""
+        return self.d_model if self.linear_characteristics \
+            and self.characteristics_read == "state" else 0
 
     @property
     def hidden(self) -> int:

@@ -14,7 +14,7 @@ stock's own tokens. Every MLP is Linear -> LeakyReLU -> Linear; H is the hidden 
     prior      g = m + MHA(m, m, m)                   self-attention over the M tokens (D7)
                [mu_prior, logvar_prior] = MLP_c(g)    H -> H -> 2 per token
     returns    [mu_a, logvar_a] = MLP_alpha(h_s),  beta_s = MLP_beta(h_s) (M numbers)
-               mu_y = beta mu_z + mu_a (+ w'c_s)
+               mu_y = beta mu_z + mu_a (+ w'c_s, or (w + V zbar)'c_s)
                sigma_y = sqrt(sigma_a^2 + (beta o beta) sigma_z^2)
 
 With `peers` (StormConfig.peer_attention) each stock's embedding also attends over the
@@ -26,6 +26,10 @@ attention map per head and window).
 
 With `n_linear` = K > 0 each stock also carries K characteristics c_s (B, S, K) that enter
 its expected return through one linear read w'c_s alone (w starts at 0), not through h_s.
+With `state_dim` = d > 0 as well, that read's weights move with the day: the CS branch's
+token of the window's last day zbar (B, d) gives w_b = w + V zbar_b (V (K, d) starts at 0),
+so the day's market can re-weight the characteristics (the only way a day-level input moves
+a day's ranking: a common shift or scale of every score leaves the ranks as they were).
 
 No weight has a size that depends on S: the same head scores any number of stocks (with
 peers, a stock's score then depends on which other stocks are scored beside it).
@@ -63,11 +67,13 @@ class Gaussian(NamedTuple):
 
 class Embedded(NamedTuple):
     """Market tokens m (B, M, H) and stock embeddings h (B, S, H) in the head's width;
-    with a linear read, the stocks' characteristics c (B, S, K)."""
+    with a linear read, the stocks' characteristics c (B, S, K), and with a day-state read,
+    the day token zbar (B, d) that sets its weights."""
 
     market: torch.Tensor
     stocks: torch.Tensor
     characteristics: torch.Tensor | None = None
+    day_state: torch.Tensor | None = None
 
 
 class StocksReadPeers(nn.Module):
@@ -88,7 +94,7 @@ class StocksReadPeers(nn.Module):
 
 class FactorHead(nn.Module):
     def __init__(self, n_factors: int, factor_dim: int, stock_dim: int, hidden: int,
-                 heads: int, n_linear: int = 0, peers: bool = False):
+                 heads: int, n_linear: int = 0, peers: bool = False, state_dim: int = 0):
         super().__init__()
         self.hidden = hidden
         self.market_embed = nn.Sequential(mlp(factor_dim, hidden, hidden), nn.LayerNorm(hidden))
@@ -107,17 +113,24 @@ class FactorHead(nn.Module):
             nn.init.zeros_(self.linear_alpha.weight)
         # built last, so that every other weight draws what it drew without it
         self.stocks_read_peers = StocksReadPeers(hidden, heads) if peers else None
+        self.linear_state = None
+        if n_linear and state_dim:                      # after it, for the same reason
+            self.linear_state = nn.Linear(state_dim, n_linear, bias=False)
+            nn.init.zeros_(self.linear_state.weight)
 
     def embed(self, phi: torch.Tensor, stocks: torch.Tensor,
-              characteristics: torch.Tensor | None = None) -> Embedded:
+              characteristics: torch.Tensor | None = None,
+              day_state: torch.Tensor | None = None) -> Embedded:
         """phi (B, M, D) market tokens, stocks (B, S, E) stock features (and, with a linear
-        read, characteristics (B, S, K)) -> Embedded."""
+        read, characteristics (B, S, K); with a day-state read, the day token (B, d))
+        -> Embedded."""
         m = self.market_embed(phi)
         h = self.stock_embed(stocks)
         h = h + self.stock_reads_market(h, m, m, need_weights=False)[0]
         if self.stocks_read_peers is not None:
             h = h + self.stocks_read_peers(h)
-        return Embedded(m, h, characteristics if self.linear_alpha is not None else None)
+        return Embedded(m, h, characteristics if self.linear_alpha is not None else None,
+                        day_state if self.linear_state is not None else None)
 
     def posterior(self, emb: Embedded, y: torch.Tensor, mask: torch.Tensor) -> Gaussian:
         """q(z | Phi, y): y (B, S), mask (B, S) -> Gaussian over (B, M)."""
@@ -140,7 +153,10 @@ class FactorHead(nn.Module):
         alpha = Gaussian.from_moments(mu_a, logvar_a)
         beta = self.beta(emb.stocks)                                   # (B, S, M)
         mu_y = (beta @ z.mu[:, :, None]).squeeze(-1) + alpha.mu
-        if self.linear_alpha is not None:
+        if self.linear_state is not None:                              # (w + V zbar)'c
+            weights = self.linear_alpha.weight + self.linear_state(emb.day_state)   # (B, K)
+            mu_y = mu_y + (emb.characteristics * weights[:, None, :]).sum(dim=-1)
+        elif self.linear_alpha is not None:
             mu_y = mu_y + self.linear_alpha(emb.characteristics).squeeze(-1)
         var_y = alpha.std.pow(2) + (beta.pow(2) @ z.std.pow(2)[:, :, None]).squeeze(-1)
         return mu_y, var_y.sqrt()

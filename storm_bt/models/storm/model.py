@@ -29,7 +29,8 @@ only through the fusion), and one embedding per stock e_s = [mean_j, last] of it
 [z_ts || q_ts] tokens and [mean_t, last] of its stem u_s (D38; the tokens alone with
 stock_embedding="tokens", the stem alone for CS only; with characteristics, also the stock's
 cross-sectional characteristic ranks c_s on the last day, or with characteristics_read=
-"linear" c_s only through a linear term w'c_s of mu_y; with peer_attention each stock's
+"linear" c_s only through a linear term w'c_s of mu_y, with "state" through (w + V zbar)'c_s,
+zbar the CS branch's token of the last day; with peer_attention each stock's
 embedding also reads the other stocks of its sample): posterior q(z | Phi,
 y), prior p(z | Phi) and y = beta_s z + alpha_s. Loss (section 3, each term once, D4),
 with y the day's cross-sectional z-score of the label (label_norm="cs_zscore"; "cs_rank" its
@@ -139,6 +140,7 @@ class _Encoded:
     phi: torch.Tensor | None = None                 # market tokens (B, M, 2d)
     stocks: torch.Tensor | None = None              # per-stock features (B, S, E)
     characteristics: torch.Tensor | None = None     # read linearly by the head (B, S, K)
+    day_state: torch.Tensor | None = None           # the CS token of the last day (B, d)
     groups: torch.Tensor | None = None              # each stock's group, 0..G (S,)
 
 
@@ -197,7 +199,7 @@ class StormModel(nn.Module):
         self.stem = stock_stem(cfg.n_features, cfg.cs_stem) if cfg.uses_stem else None
         self.head = FactorHead(cfg.n_factors, cfg.factor_dim, cfg.stock_dim, cfg.hidden,
                                cfg.prior_heads, n_linear=cfg.linear_characteristics,
-                               peers=cfg.peer_attention)
+                               peers=cfg.peer_attention, state_dim=cfg.state_read_dim)
         fields = cfg.resolved_price_fields
         self._low_high = (fields.index("low"), fields.index("high")) \
             if fields and "low" in fields and "high" in fields else None
@@ -332,6 +334,8 @@ class StormModel(nn.Module):
             out.stocks = torch.cat([out.stocks, self._group_read(out)], dim=-1)
         if self.config.linear_characteristics:
             out.characteristics = self._characteristics(batch)
+            if self.config.state_read_dim:
+                out.day_state = out.z["cs"][:, -1]             # as the codebook reads it
         elif self.config.characteristics:
             out.stocks = torch.cat([out.stocks, self._characteristics(batch)], dim=-1)
         out.phi = torch.cat(market, dim=1)
@@ -393,7 +397,7 @@ class StormModel(nn.Module):
         terms["recon"] = cfg.recon_weight * sum(parts)
 
         y, mask = self._labels(batch)
-        emb = self.head.embed(enc.phi, enc.stocks, enc.characteristics)
+        emb = self.head.embed(enc.phi, enc.stocks, enc.characteristics, enc.day_state)
         posterior = self.head.posterior(emb, y, mask)
         prior = self.head.prior(emb)
         terms["kl"] = cfg.kl_weight * L.gaussian_kl(posterior.mu, posterior.logvar,
@@ -470,7 +474,8 @@ class StormModel(nn.Module):
         self._check(batch)
         with _eval_mode(self):
             enc = self._encode(batch)
-            prior = self.head.prior(self.head.embed(enc.phi, enc.stocks, enc.characteristics))
+            prior = self.head.prior(self.head.embed(enc.phi, enc.stocks, enc.characteristics,
+                                                    enc.day_state))
         s, n = enc.n_stocks, batch.x.shape[0]
         out: dict[str, torch.Tensor] = {}
         if enc.groups is not None:      # (B, G, T, d) and (B, G, T), after the market's rows
@@ -506,7 +511,7 @@ class StormModel(nn.Module):
         self._check(batch)
         with _eval_mode(self):
             enc = self._encode(batch)
-            emb = self.head.embed(enc.phi, enc.stocks, enc.characteristics)
+            emb = self.head.embed(enc.phi, enc.stocks, enc.characteristics, enc.day_state)
             return self.head.returns(emb, self.head.prior(emb))
 
     def _universe_price_moments(self, batch: Batch) -> torch.Tensor:
