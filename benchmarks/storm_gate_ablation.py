@@ -13,7 +13,9 @@ error). With factor_tokens="ts", closing `ts_reads_cs` removes every path from t
 to the prediction (depth 1), so its difference is what the CS view adds; closing `mlp_u`
 removes the fusion's extra MLP on the TS tokens. With peer_attention (D44) the model is
 also scored with the factor head's peer read left out (`peers`), which is what the read
-adds. Nothing is retrained and the test period is never read.
+adds; with characteristics_read="state", with that read's day-state part closed (V = 0:
+the weights w alone, `state`) and with the whole characteristics read closed (w = V = 0,
+`characteristics`). Nothing is retrained and the test period is never read.
 
 With ``--folds K`` it scores the walk-forward validation's fits instead
 (`walk_forward_validation.py`, same ``--folds`` and ``--block-days``): each of the K blocks
@@ -81,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame(rows)
     log.info("\n%s", table.round(4).T.to_string())
     if len(rows) > 1:
-        for label in ("ts_reads_cs", "mlp_u", "all", "peers"):
+        for label in ("ts_reads_cs", "mlp_u", "all", "peers", "state", "characteristics"):
             if f"trained minus {label} closed" not in table:
                 continue
             d = table[f"trained minus {label} closed"]
@@ -156,6 +158,19 @@ def gate_scores(predictor, data, days: tuple) -> tuple[dict[str, pd.Series], dic
             scores["peers"] = scored()
         finally:
             head.stocks_read_peers = peers
+    if head.linear_state is not None:
+        weights = [head.linear_state.weight, head.linear_alpha.weight]
+        kept = [w.detach().clone() for w in weights]
+        try:
+            for label, n_closed in (("state", 1), ("characteristics", 2)):
+                with torch.no_grad():
+                    for w in weights[:n_closed]:
+                        w.zero_()
+                scores[label] = scored()
+        finally:
+            with torch.no_grad():
+                for w, k in zip(weights, kept):
+                    w.copy_(k)
     return scores, dict(fusion.gate_values())
 
 
