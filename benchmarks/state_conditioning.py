@@ -169,15 +169,20 @@ def daily_ic(scores: np.ndarray, labels: np.ndarray, days: np.ndarray, dates) ->
                                                                         index=index))
 
 
+def tree_inputs(x: np.ndarray, state_row: np.ndarray | None) -> np.ndarray:
+    """A tree's inputs for one date's stocks: x (n, K), or (x, s_t) (n, K + M) with the
+    day's state beside every stock."""
+    if state_row is None:
+        return x
+    return np.concatenate([x, np.broadcast_to(state_row, (len(x), len(state_row)))], axis=1)
+
+
 def tree_rows(signals, state, labels, days):
     """(features, target) rows of ``days`` with a finite label: x, or (x, s) with state."""
     feats, target = [], []
     for t in days:
         rows = np.isfinite(labels[t])
-        x = signals[t, rows]
-        if state is not None:
-            x = np.concatenate([x, np.broadcast_to(state[t], (len(x), state.shape[1]))], axis=1)
-        feats.append(x)
+        feats.append(tree_inputs(signals[t, rows], None if state is None else state[t]))
         target.append(labels[t, rows])
     return np.concatenate(feats).astype(np.float32), np.concatenate(target)
 
@@ -201,11 +206,10 @@ def fit_trees(signals, state, labels, inner_fit, inner_score, train_days, seed: 
 
 
 def tree_scores(booster, signals, state, days, valid) -> np.ndarray:
+    """(len(days), S) the booster's scores, NaN where the stock has no row on the date."""
     out = np.full((len(days), signals.shape[1]), np.nan)
     for i, t in enumerate(days):
-        x = signals[t]
-        if state is not None:
-            x = np.concatenate([x, np.broadcast_to(state[t], (len(x), state.shape[1]))], axis=1)
+        x = tree_inputs(signals[t], None if state is None else state[t])
         out[i] = np.where(valid[t], booster.predict(x.astype(np.float32)), np.nan)
     return out
 
