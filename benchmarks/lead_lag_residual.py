@@ -16,8 +16,8 @@ both: fitted on one validation year it does not carry to the other (with it, the
 cross-fitted "without" falls to 0.002-0.018 on the S&P 500, far below the model alone),
 while the market's term holds across years (`state_conditioning.py`). It prints the mean
 daily RankIC of p alone, of both combinations, and "with minus without" paired by day
-(Newey-West se), per seed and over seeds. If the model already holds the read, "with minus without" is about 0;
-if not, a read stacked on the fitted model would add it. Nothing is retrained (a fit missing
+(Newey-West se), per seed and over seeds. If the model already holds the read, "with
+minus without" is about 0; if not, a read stacked on the fitted model would add it. Nothing is retrained (a fit missing
 from the cache is trained, as `storm_validation.py` would) and the test period is not read.
 
     python benchmarks/lead_lag_residual.py --data ../shared/data/sp500_daily.parquet \
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench_training import add_paper_arguments, paper_data, paper_predictor, parse_variant
+from bench_training import (add_paper_arguments, load_universe, paper_predictor,
+                            paper_split, parse_variant)
 from state_conditioning import (CHARACTERISTICS, MARKET_DAY, daily_ic, fit_ridge,
                                 labelled_days, market_state, next_day_labels, ridge_scores,
                                 standardise_state, stock_signals)
@@ -63,8 +64,7 @@ def cross_fitted_ic(inputs: np.ndarray, labels: np.ndarray, folds: list[np.ndarr
 def main(argv: list[str] | None = None) -> int:
     from storm_bt.evaluation.ic import zscore_rows
     from storm_bt.evaluation.significance import newey_west_se
-
-    from bench_training import load_universe
+    from storm_bt.features.dataset import build_feature_set
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_paper_arguments(parser)
@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("SKIP lead_lag_residual: %s not found", args.data)
         return 0
     panel = load_universe(args.data, args.universe)
-    data, split = paper_data(args.data, args.universe)
+    data = build_feature_set(panel)                 # the model's inputs, from the same panel
+    split = paper_split(data)
     returns = panel.returns().to_numpy()
     labels = next_day_labels(returns)
     chars = stock_signals(panel)[:, :, CHARACTERISTICS]
