@@ -38,6 +38,7 @@ _CHOICES = {
     "cs_context": ("batch", "universe"),
     "factor_tokens": ("both", "ts"),
     "characteristics_read": ("embedding", "linear", "state"),
+    "stacked_read": ("none", "token", "market"),
 }
 
 
@@ -155,6 +156,12 @@ class StormConfig:
     #: market token's for a stock without a group). Needs a CS branch and cs_context=
     #: "batch" without cs_pool_queries. Keys hold it only when it is not 0.
     cs_groups: int = 0
+    #: after training, a linear read stacked on the frozen model's prior mean, fitted on the
+    #: training period alone (`storm_bt.models.storm.stacked_read`):
+    #: mu_y + (w + V u_t)'(c_s - cbar_t), u_t the CS branch's token of the window's last day
+    #: ("token"; needs the CS branch) or the market's return of that day ("market"). The
+    #: network's weights do not depend on it: it is never part of a checkpoint key.
+    stacked_read: str = "none"
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 
@@ -249,6 +256,11 @@ class StormConfig:
                 "StormConfig.characteristics_read='state' reads the CS branch's day token; "
                 f"branches={self.branches!r} has none: use 'linear' or 'embedding', or a "
                 "model with a CS branch (storm, storm-cs)")
+        if self.stacked_read == "token" and "cs" not in self.branch_names:
+            raise StormBtError(
+                "StormConfig.stacked_read='token' reads the CS branch's day token; "
+                f"branches={self.branches!r} has none: use 'market' or 'none', or a model "
+                "with a CS branch (storm, storm-cs)")
         if not 0.0 <= self.cs_stem_grad <= 1.0:
             raise StormBtError(f"StormConfig.cs_stem_grad={self.cs_stem_grad}: use a value in "
                                "[0, 1]")

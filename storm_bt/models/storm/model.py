@@ -459,6 +459,14 @@ class StormModel(nn.Module):
         return mu_y
 
     @torch.no_grad()
+    def predict_with_day_token(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, S) the prior mean mu_y, as `predict`, and (B, d) the CS branch's token of the
+        window's last day z_cs[:, -1] (after fusion and normalisation, as the codebook reads
+        it; None without a CS branch), from one pass."""
+        enc, mu_y, _ = self._prior_path(batch)
+        return mu_y, enc.z["cs"][:, -1] if "cs" in enc.z else None
+
+    @torch.no_grad()
     def predict_sample(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, S) a sample mu_y + eps sigma_y from the prior path (the official D8 behaviour;
         pass a seeded generator for parity runs)."""
@@ -508,11 +516,15 @@ class StormModel(nn.Module):
     def _prior_returns(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu_y, sigma_y) from the prior path, in eval mode, from batch.x (and its universe
         moments) only, never batch.y."""
+        return self._prior_path(batch)[1:]
+
+    def _prior_path(self, batch: Batch) -> tuple[_Encoded, torch.Tensor, torch.Tensor]:
+        """The encoding and (mu_y, sigma_y) of `_prior_returns`."""
         self._check(batch)
         with _eval_mode(self):
             enc = self._encode(batch)
             emb = self.head.embed(enc.phi, enc.stocks, enc.characteristics, enc.day_state)
-            return self.head.returns(emb, self.head.prior(emb))
+            return (enc, *self.head.returns(emb, self.head.prior(emb)))
 
     def _universe_price_moments(self, batch: Batch) -> torch.Tensor:
         """The CS reconstruction target over every stock: (B, T, 2P) [mean || std] of the

@@ -20,6 +20,8 @@ always cover every stock.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -28,12 +30,14 @@ from torch import nn
 from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.features.groups import return_groups
 from storm_bt.errors import StormBtError
+from storm_bt.evaluation.ic import zscore_rows
 from storm_bt.models.storm import StormModel
 from storm_bt.models.storm.config import PRESETS as MODEL_PRESETS
 from storm_bt.models.storm.config import StormConfig
+from storm_bt.models.storm.stacked_read import StackedInputs, StackedRead, fit_stacked_read
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
 from storm_bt.models.neural.training import (PRESET_SAMPLING, TrainConfig,
-                                             predict_unlabelled_batch)
+                                             predict_unlabelled_batch, reads_universe)
 from storm_bt.runtime import torch_threads
 
 #: Training schedules per preset: tiny for CI, small = STORM_SPEC 11 (15 epochs, 10% warmup,
@@ -81,6 +85,7 @@ class StormPredictor(PresetTorchPredictor):
         CS branch so are cs_context, cs_pool_queries and factor_tokens (the TS tokens are
         then the only factors either way)."""
         identity = super().model_identity(model_config)
+        identity.pop("stacked_read", None)       # fitted after the weights, never in them
         if self.branches != "both":
             if "recon_cs_scale" in identity:
                 identity["recon_cs_scale"] = 1.0
@@ -101,13 +106,80 @@ class StormPredictor(PresetTorchPredictor):
             if kwargs.get(key) is None:
                 kwargs[key] = value
         super().__init__(preset=preset, branches=self.branches, **kwargs)
+        #: the read stacked on the fitted model (stacked_read), once fitted
+        self.stacked: StackedRead | None = None
 
     def fit(self, data: FeatureSet, split: Split) -> "StormPredictor":
         """As `TorchPredictor.fit`; with cs_groups, the stocks' groups come first, from the
-        training period's returns alone (`return_groups`), and go into the model."""
+        training period's returns alone (`return_groups`), and go into the model; with
+        stacked_read, the read is fitted last, on the training period alone, with the
+        network frozen (`storm_bt.models.storm.stacked_read`)."""
         groups = self.model_config.get("cs_groups", 0)
         self._stock_groups = return_groups(data, split, groups) if groups else None
-        return super().fit(data, split)
+        super().fit(data, split)
+        state = self.model_config.get("stacked_read", "none")
+        self.stacked = None
+        if state != "none":
+            inputs = self.stacked_inputs(data, *split.train, labelled=True)
+            self.stacked = fit_stacked_read(state, inputs)
+        return self
+
+    def config(self) -> dict:
+        """As `TorchPredictor.config`; with a fitted stacked read, also its summary."""
+        out = super().config()
+        if self.stacked is not None:
+            out["stacked_read"] = self.stacked.summary()
+        return out
+
+    def predict(self, data: FeatureSet, start, end) -> pd.DataFrame:
+        """As `TorchPredictor.predict`; with a stacked read, the model's prior mean plus it."""
+        if self.stacked is None:
+            return super().predict(data, start, end)
+        idx = data.date_index(start, end)
+        inputs = self.stacked_inputs(data, start, end, labelled=False)
+        values = np.full((len(idx), len(data.tickers)), np.nan)
+        values[np.searchsorted(idx, data.dates.get_indexer(inputs.dates))] = \
+            self.stacked.scores(inputs)
+        return self.frame(data, idx, values)
+
+    def stacked_inputs(self, data: FeatureSet, start, end, labelled: bool) -> StackedInputs:
+        """What the stacked read reads for the windows ending in [start, end] (labelled ones
+        only, with their labels z-scored per date, when ``labelled``): one labelless pass of
+        the model gives mu (NaN where a stock has no row) and the CS day token; the
+        characteristics and the market's return of the date (the mean over stocks of the
+        h-day return ending there, known at t) come from the data."""
+        model = self._check_fitted(data)
+        if data.characteristics is None:
+            raise StormBtError("stacked_read needs the stocks' characteristics; build the data "
+                               "with storm_bt.features.dataset.build_feature_set")
+        ends = data.sample_ends(start, end, self.history, labelled=labelled)
+        device = next(iter(model.parameters())).device
+        universe = reads_universe(model)
+        batch_size = self.windows_per_forward(len(data.tickers))
+        mu, tokens = [], []
+        model.eval()
+        with torch_threads(self.train_config.num_threads), torch.no_grad():
+            for lo in range(0, len(ends), batch_size):
+                batch = predict_unlabelled_batch(data, ends[lo: lo + batch_size], self.history,
+                                                 universe=universe)
+                m, token = model.predict_with_day_token(batch.to(device))
+                mu.append(m.double().cpu().numpy())
+                tokens.append(None if token is None else token.double().cpu().numpy())
+        mu = np.where(data.valid[ends], np.concatenate(mu), np.nan)
+        h = data.label_horizon
+        before = np.where(ends - h >= 0, ends - h, 0)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)          # a date with no return
+            market = np.where(ends - h >= 0, np.nanmean(data.labels[before], axis=1), np.nan)
+        y = None
+        if labelled:
+            y = np.where(data.valid[ends], data.labels[ends], np.nan).astype(np.float64)
+            y = zscore_rows(y, flat=np.nan)
+        return StackedInputs(
+            dates=pd.DatetimeIndex(data.dates[ends]), mu=mu,
+            token=None if tokens[0] is None else np.concatenate(tokens),
+            chars=np.asarray(data.characteristics[ends], dtype=np.float64),
+            market=np.nan_to_num(market), y=y)
 
     def make_model(self, config: StormConfig, dims: DataDims) -> nn.Module:
         return StormModel(config.with_data(dims.n_stocks, dims.n_features, dims.price_names),
