@@ -86,9 +86,10 @@ def test_the_market_state_is_standardised_on_the_training_dates():
     read = fit_stacked_read("market", inputs)
     assert read.u_mean == pytest.approx(inputs.market.mean())
     assert read.u_scale == pytest.approx(inputs.market.std())
-    with pytest.raises(StormBtError, match="too short to hold out"):
-        short, _ = _inputs(n_days=300)
-        fit_stacked_read("token", short)
+    short, _ = _inputs(n_days=300)
+    read = fit_stacked_read("token", short)              # too short: no read, and why
+    assert read.theta is None and "too short to hold out" in read.summary()["note"]
+    np.testing.assert_array_equal(read.scores(short), short.mu)
 
 
 def _data_with_characteristics(n_days: int = 820):
@@ -159,3 +160,17 @@ def test_the_token_is_the_cs_branchs_last_day_and_the_setting_is_never_keyed():
         StormTSPredictor(preset="tiny", stacked_read="token")
     with pytest.raises(StormBtError, match="stacked_read"):
         StormPredictor(preset="tiny", stacked_read="sector")
+
+
+def test_small_stacks_the_market_read_on_storm_and_storm_cs_and_storm_ts_goes_without():
+    """D45: the read weighted by the market's day is part of the cross-sectional view."""
+    from storm_bt.models.storm.predictor import StormCSPredictor
+
+    def state(cls, preset="small", **kw):
+        return cls(preset=preset, cache_dir=None, **kw).model_config["stacked_read"]
+
+    assert state(StormPredictor) == state(StormCSPredictor) == "market"
+    assert state(StormTSPredictor) == "none"
+    assert state(StormTSPredictor, stacked_read="market") == "market"
+    assert state(StormPredictor, stacked_read="none") == "none"
+    assert {state(StormPredictor, preset) for preset in ("tiny", "paper", "parity")} == {"none"}

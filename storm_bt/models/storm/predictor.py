@@ -75,7 +75,8 @@ class StormPredictor(PresetTorchPredictor):
     model_keyed_when_set = {"cs_factor_pool": 1, "cs_stem_grad": 1.0, "cs_context": "batch",
                             "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
                             "characteristics": False, "characteristics_read": "embedding",
-                            "cs_pool_queries": 0, "peer_attention": False, "cs_groups": 0}
+                            "cs_pool_queries": 0, "peer_attention": False, "cs_groups": 0,
+                            "stacked_read": "none"}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
@@ -212,9 +213,11 @@ class StormTSPredictor(StormPredictor):
 
     name = "storm-ts"
     branches = "ts"
-    #: the peer read looks across the stocks of a day: part of the cross-sectional view that
-    #: storm-ts goes without (D44 in `small`)
-    variant_defaults = {**SINGLE_BRANCH_DEFAULTS, "peer_attention": False}
+    #: the peer read looks across the stocks of a day, and the stacked read weighs them by
+    #: the market's day (the cross-section's mean return): parts of the cross-sectional view
+    #: that storm-ts goes without (D44 and D45 in `small`)
+    variant_defaults = {**SINGLE_BRANCH_DEFAULTS, "peer_attention": False,
+                        "stacked_read": "none"}
 
 
 class StormCSPredictor(StormPredictor):

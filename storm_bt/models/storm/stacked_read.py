@@ -25,7 +25,8 @@ period, y the label z-scored per date (the model's own training target):
 (one K x K product a date, never the n x (1 + d_u) K design). lambda comes from `LAMBDAS` by
 the mean daily RankIC, on the training period's last `HOLDOUT_YEARS` years, of a fit on the
 years before them; "no read" is a candidate too and wins ties, so a read that does not
-help there is left out. The chosen lambda is then refitted on the whole training period.
+help there is left out (as it is, with a warning, when the training period is too short to
+hold those years out). The chosen lambda is then refitted on the whole training period.
 Nothing after the training period is read.
 """
 from __future__ import annotations
@@ -75,6 +76,8 @@ class StackedRead:
     theta: np.ndarray | None
     lam: float | None
     holdout: dict[str, float] = field(default_factory=dict)
+    #: why no read was fitted, where the data did not allow one
+    note: str = ""
 
     def scores(self, inputs: StackedInputs) -> np.ndarray:
         """(N, S) mu plus the read (mu alone when no read was chosen); NaN where mu is."""
@@ -89,7 +92,8 @@ class StackedRead:
                 "holdout_rank_ic": {k: round(v, 6) for k, v in self.holdout.items()},
                 "w": None if self.theta is None else self.theta[0].round(6).tolist(),
                 "v_norm": None if self.theta is None
-                else float(np.linalg.norm(self.theta[1:]))}
+                else float(np.linalg.norm(self.theta[1:])), **({"note": self.note} if self.note
+                                                              else {})}
 
     def _v(self, inputs: StackedInputs) -> np.ndarray:
         u = (state_values(self.state, inputs) - self.u_mean) / self.u_scale
@@ -161,9 +165,11 @@ def fit_stacked_read(state: str, inputs: StackedInputs,
     cut = inputs.dates[-1] - pd.DateOffset(years=holdout_years)
     early = np.asarray(inputs.dates <= cut)
     if early.sum() < 2 or (~early).sum() < 2:
-        raise StormBtError(f"stacked read: the training period ({inputs.dates[0].date()} .. "
-                           f"{inputs.dates[-1].date()}) is too short to hold out its last "
-                           f"{holdout_years} years; use a longer training period")
+        note = (f"the training period ({inputs.dates[0].date()} .. {inputs.dates[-1].date()}) "
+                f"is too short to hold out its last {holdout_years} years, so no read is "
+                "stacked; use a longer training period for one")
+        log.warning("stacked read %s: %s", state, note)
+        return StackedRead(state, u_mean, u_scale, None, None, note=note)
     k = c.shape[2]
     xtx, xtr = _moments(v[early], c[early], r[early])
     n_early = float(labelled[early].sum())
