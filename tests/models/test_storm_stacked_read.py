@@ -112,6 +112,8 @@ def test_the_read_sees_the_training_period_only_and_a_date_t_score_reads_t_only(
     for a, b in zip(plain.model.state_dict().values(), stacked.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert stacked.stacked.theta is not None and "stacked_read" in stacked.config()
+    early = stacked.predict(data, data.dates[0], data.dates[5])    # no full window yet
+    assert early.shape == (6, len(data.tickers)) and early.isna().all().all()
 
     after = data.dates > split.train[1]
     changed, _ = _data_with_characteristics()

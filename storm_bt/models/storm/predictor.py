@@ -166,7 +166,12 @@ class StormPredictor(PresetTorchPredictor):
                 m, token = model.predict_with_day_token(batch.to(device))
                 mu.append(m.double().cpu().numpy())
                 tokens.append(None if token is None else token.double().cpu().numpy())
-        mu = np.where(data.valid[ends], np.concatenate(mu), np.nan)
+        width = len(data.tickers)
+        mu = np.where(data.valid[ends], np.concatenate(mu) if mu else np.zeros((0, width)),
+                      np.nan)
+        token = None
+        if "cs" in model.branches:
+            token = np.concatenate(tokens) if tokens else np.zeros((0, model.config.d_model))
         h = data.label_horizon
         before = np.where(ends - h >= 0, ends - h, 0)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -178,7 +183,7 @@ class StormPredictor(PresetTorchPredictor):
             y = zscore_rows(y, flat=np.nan)
         return StackedInputs(
             dates=pd.DatetimeIndex(data.dates[ends]), mu=mu,
-            token=None if tokens[0] is None else np.concatenate(tokens),
+            token=token,
             chars=np.asarray(data.characteristics[ends], dtype=np.float64),
             market=np.nan_to_num(market), y=y)
 

@@ -153,6 +153,17 @@ def fit_stacked_read(state: str, inputs: StackedInputs,
     if inputs.y is None:
         raise ValueError("fit_stacked_read needs the labels (StackedInputs.y)")
     u = state_values(state, inputs)
+    cut = inputs.dates[-1] - pd.DateOffset(years=holdout_years) if len(inputs.dates) else None
+    early = np.asarray(inputs.dates <= cut) if cut is not None else np.zeros(0, bool)
+    if early.sum() < 2 or (~early).sum() < 2:
+        span = (f"{inputs.dates[0].date()} .. {inputs.dates[-1].date()}"
+                if len(inputs.dates) else "no labelled window")
+        note = (f"the training period ({span}) is too short to hold out its last "
+                f"{holdout_years} years, so no read is stacked; use a longer training period "
+                "for one")
+        log.warning("stacked read %s: %s", state, note)
+        width = u.shape[1]
+        return StackedRead(state, np.zeros(width), np.ones(width), None, None, note=note)
     u_mean = u.mean(axis=0)
     u_scale = u.std(axis=0) if state == "market" else np.ones(u.shape[1])
     if not np.all(u_scale > 0):
@@ -162,14 +173,6 @@ def fit_stacked_read(state: str, inputs: StackedInputs,
     labelled = np.isfinite(inputs.y) & np.isfinite(inputs.mu)
     c = _centred(inputs.chars, labelled)
     r = np.where(labelled, inputs.y - np.nan_to_num(inputs.mu), 0.0)
-    cut = inputs.dates[-1] - pd.DateOffset(years=holdout_years)
-    early = np.asarray(inputs.dates <= cut)
-    if early.sum() < 2 or (~early).sum() < 2:
-        note = (f"the training period ({inputs.dates[0].date()} .. {inputs.dates[-1].date()}) "
-                f"is too short to hold out its last {holdout_years} years, so no read is "
-                "stacked; use a longer training period for one")
-        log.warning("stacked read %s: %s", state, note)
-        return StackedRead(state, u_mean, u_scale, None, None, note=note)
     k = c.shape[2]
     xtx, xtr = _moments(v[early], c[early], r[early])
     n_early = float(labelled[early].sum())
