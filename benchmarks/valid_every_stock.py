@@ -2,7 +2,7 @@
 
     python benchmarks/valid_every_stock.py [--data PATH] [--universe dj30|all]
         [--variants storm storm:stacked_read=token storm-ts] [--seeds 1 2 3 4 5]
-        [--threads 1] [--preset small] --cache-dir DIR
+        [--threads 1] [--preset small] --cache-dir DIR [--daily-out FILE.csv]
 
 `storm_validation.py` scores a fit by its selection score, the best 3-epoch mean of the
 validation RankIC logged while training (on the S&P 500 over a fixed sample of 128
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     add_paper_arguments(parser)
     parser.add_argument("--variants", nargs="+", default=["storm", "storm-ts"])
     parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--daily-out", type=Path, default=None,
+                        help="also write every daily RankIC (date, variant, seed) to this CSV")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.data.exists():
@@ -94,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                          "stacked lambda": None if stacked is None else stacked["lambda"]})
             log.info("%s seed %d: %s", text, seed, rows[-1])
     table = pd.DataFrame(rows)
+    if args.daily_out is not None:
+        frames = [series.rename("RankIC").rename_axis("date").reset_index()
+                  .assign(variant=variant, seed=seed) for (variant, seed), series in daily.items()]
+        tmp = args.daily_out.with_name(args.daily_out.name + ".tmp")
+        pd.concat(frames).to_csv(tmp, index=False)
+        tmp.replace(args.daily_out)                     # write, then rename
     log.info("%s: mean daily validation RankIC, every stock\n%s", args.data.name,
              table.round(4).to_string(index=False))
     if len(args.variants) > 1:
