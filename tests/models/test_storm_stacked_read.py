@@ -176,3 +176,29 @@ def test_small_stacks_the_market_read_on_storm_and_storm_cs_and_storm_ts_goes_wi
     assert state(StormTSPredictor, stacked_read="market") == "market"
     assert state(StormPredictor, stacked_read="none") == "none"
     assert {state(StormPredictor, preset) for preset in ("tiny", "paper", "parity")} == {"none"}
+
+
+def test_without_the_constant_the_read_is_the_days_term_alone():
+    """theta = V' (d_u x K): a planted read with w = 0 is recovered, and a planted constant
+    tilt alone (V = 0) is left out, where the read with its constant finds it."""
+    theta = np.random.default_rng(2).standard_normal((1 + D_U, K))
+    day_only = theta.copy()
+    day_only[0] = 0.0
+    inputs, _ = _inputs(signal=0.5, theta=day_only)
+    read = fit_stacked_read("token", inputs, constant=False)
+    assert read.theta.shape == (D_U, K) and read.summary()["w"] is None
+    scale = np.linalg.norm(day_only) / np.linalg.norm(read.theta)
+    np.testing.assert_allclose(read.theta * scale, day_only[1:],
+                               atol=0.15 * np.abs(day_only).max())
+    tilt = np.zeros_like(theta)
+    tilt[0] = theta[0]
+    inputs, _ = _inputs(signal=0.5, theta=tilt)
+    without = fit_stacked_read("token", inputs, constant=False)
+    with_constant = fit_stacked_read("token", inputs)
+    assert with_constant.holdout[f"{with_constant.lam:g}"] > with_constant.holdout["none"] + 0.05
+    assert without.theta is None or max(without.holdout[k] for k in without.holdout
+                                        if k != "none") < without.holdout["none"] + 0.01
+    data, split = _data_with_characteristics()
+    assert StormPredictor(preset="small", cache_dir=None, stacked_constant=False) \
+        ._payload_expected(data, split)["key"] == \
+        StormPredictor(preset="small", cache_dir=None)._payload_expected(data, split)["key"]

@@ -162,6 +162,9 @@ class StormConfig:
     #: ("token"; needs the CS branch) or the market's return of that day ("market"). The
     #: network's weights do not depend on it: it is never part of a checkpoint key.
     stacked_read: str = "none"
+    #: whether that read holds a constant part w (a fixed tilt towards the characteristics)
+    #: beside the day's term V u_t; never part of a checkpoint key either
+    stacked_constant: bool = True
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 

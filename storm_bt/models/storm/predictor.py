@@ -76,7 +76,7 @@ class StormPredictor(PresetTorchPredictor):
                             "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
                             "characteristics": False, "characteristics_read": "embedding",
                             "cs_pool_queries": 0, "peer_attention": False, "cs_groups": 0,
-                            "stacked_read": "none"}
+                            "stacked_read": "none", "stacked_constant": True}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
@@ -86,7 +86,8 @@ class StormPredictor(PresetTorchPredictor):
         CS branch so are cs_context, cs_pool_queries and factor_tokens (the TS tokens are
         then the only factors either way)."""
         identity = super().model_identity(model_config)
-        identity.pop("stacked_read", None)       # fitted after the weights, never in them
+        for name in ("stacked_read", "stacked_constant"):   # fitted after the weights
+            identity.pop(name, None)
         if self.branches != "both":
             if "recon_cs_scale" in identity:
                 identity["recon_cs_scale"] = 1.0
@@ -122,7 +123,8 @@ class StormPredictor(PresetTorchPredictor):
         self.stacked = None
         if state != "none":
             inputs = self.stacked_inputs(data, *split.train, labelled=True)
-            self.stacked = fit_stacked_read(state, inputs)
+            self.stacked = fit_stacked_read(
+                state, inputs, constant=self.model_config.get("stacked_constant", True))
         return self
 
     def config(self) -> dict:

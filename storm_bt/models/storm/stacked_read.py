@@ -5,7 +5,7 @@ the rest of the model then learns less (journal, thirty-second session). Here th
 is fitted first and left as it is; then, on the training period only, its prior mean mu
 gets one linear read added:
 
-    score_{t,s} = mu_{t,s} + (w + V u_t)'(c_{t,s} - cbar_t)
+    score_{t,s} = mu_{t,s} + (w + V u_t)'(c_{t,s} - cbar_t)     (w = 0 without the constant)
 
 - c_{t,s} (K = 4): the stock's characteristic ranks on date t (`FeatureSet.characteristics`),
   cbar_t their mean over the date's stocks (so the read adds no day-level constant);
@@ -21,6 +21,9 @@ period, y the label z-scored per date (the model's own training target):
 
     theta = (X'X + lambda n I)^-1 X'r,   X'X = sum_t (v_t v_t') (x) (C_t'C_t),
     X'r = sum_t v_t (x) (C_t' r_t),      v_t = [1, u_t],  C_t the date's centred c (n_t x K)
+
+Without the constant (``constant=False``) v_t = u_t and theta = V' (d_u x K): the read is
+the day's re-weighting alone, with no fixed tilt towards the characteristics.
 
 (one K x K product a date, never the n x (1 + d_u) K design). lambda comes from `LAMBDAS` by
 the mean daily RankIC, on the training period's last `HOLDOUT_YEARS` years, of a fit on the
@@ -67,8 +70,9 @@ class StackedInputs:
 
 @dataclass
 class StackedRead:
-    """The fitted read: state, its centring (``u_mean``, ``u_scale``), theta ((1+d_u) x K),
-    lambda, and the hold-out's mean daily RankIC by candidate ("none" and each lambda)."""
+    """The fitted read: state, its centring (``u_mean``, ``u_scale``), theta ((1+d_u) x K,
+    or d_u x K without the constant), lambda, and the hold-out's mean daily RankIC by
+    candidate ("none" and each lambda)."""
 
     state: str
     u_mean: np.ndarray
@@ -78,6 +82,8 @@ class StackedRead:
     holdout: dict[str, float] = field(default_factory=dict)
     #: why no read was fitted, where the data did not allow one
     note: str = ""
+    #: whether theta holds the constant part w (its first row)
+    constant: bool = True
 
     def scores(self, inputs: StackedInputs) -> np.ndarray:
         """(N, S) mu plus the read (mu alone when no read was chosen); NaN where mu is."""
@@ -90,14 +96,16 @@ class StackedRead:
         """Plain values for a run's config.json."""
         return {"state": self.state, "lambda": self.lam,
                 "holdout_rank_ic": {k: round(v, 6) for k, v in self.holdout.items()},
-                "w": None if self.theta is None else self.theta[0].round(6).tolist(),
+                "constant": self.constant,
+                "w": None if self.theta is None or not self.constant
+                else self.theta[0].round(6).tolist(),
                 "v_norm": None if self.theta is None
-                else float(np.linalg.norm(self.theta[1:])), **({"note": self.note} if self.note
-                                                              else {})}
+                else float(np.linalg.norm(self.theta[int(self.constant):])),
+                **({"note": self.note} if self.note else {})}
 
     def _v(self, inputs: StackedInputs) -> np.ndarray:
         u = (state_values(self.state, inputs) - self.u_mean) / self.u_scale
-        return np.concatenate([np.ones((len(u), 1)), u], axis=1)
+        return _with_constant(u, self.constant)
 
 
 def state_values(state: str, inputs: StackedInputs) -> np.ndarray:
@@ -110,6 +118,11 @@ def state_values(state: str, inputs: StackedInputs) -> np.ndarray:
     if state == "market":
         return inputs.market.astype(np.float64)[:, None]
     raise StormBtError(f"stacked_read={state!r}: choose one of {', '.join(STATES)}")
+
+
+def _with_constant(u: np.ndarray, constant: bool) -> np.ndarray:
+    """v_t: [1, u_t], or u_t alone."""
+    return np.concatenate([np.ones((len(u), 1)), u], axis=1) if constant else u
 
 
 def _centred(chars: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -147,9 +160,10 @@ def _mean_rank_ic(scores: np.ndarray, y: np.ndarray, dates: pd.DatetimeIndex) ->
 
 def fit_stacked_read(state: str, inputs: StackedInputs,
                      lambdas: tuple[float, ...] = LAMBDAS,
-                     holdout_years: int = HOLDOUT_YEARS) -> StackedRead:
+                     holdout_years: int = HOLDOUT_YEARS, constant: bool = True) -> StackedRead:
     """The read on ``inputs`` (the training period's labelled dates, with ``y``): lambda
-    chosen on its last ``holdout_years`` years, then refitted on all of it."""
+    chosen on its last ``holdout_years`` years, then refitted on all of it; with
+    ``constant=False`` without the constant part w."""
     if inputs.y is None:
         raise ValueError("fit_stacked_read needs the labels (StackedInputs.y)")
     u = state_values(state, inputs)
@@ -163,13 +177,14 @@ def fit_stacked_read(state: str, inputs: StackedInputs,
                 "for one")
         log.warning("stacked read %s: %s", state, note)
         width = u.shape[1]
-        return StackedRead(state, np.zeros(width), np.ones(width), None, None, note=note)
+        return StackedRead(state, np.zeros(width), np.ones(width), None, None, note=note,
+                           constant=constant)
     u_mean = u.mean(axis=0)
     u_scale = u.std(axis=0) if state == "market" else np.ones(u.shape[1])
     if not np.all(u_scale > 0):
         raise StormBtError(f"stacked read {state!r}: the day's state is constant over the "
                            "training period; use a longer training period")
-    v = np.concatenate([np.ones((len(u), 1)), (u - u_mean) / u_scale], axis=1)
+    v = _with_constant((u - u_mean) / u_scale, constant)
     labelled = np.isfinite(inputs.y) & np.isfinite(inputs.mu)
     c = _centred(inputs.chars, labelled)
     r = np.where(labelled, inputs.y - np.nan_to_num(inputs.mu), 0.0)
@@ -194,4 +209,4 @@ def fit_stacked_read(state: str, inputs: StackedInputs,
     log.info("stacked read %s: hold-out RankIC %s -> %s", state,
              {key: round(value, 4) for key, value in holdout.items()},
              "no read" if best is None else f"lambda {best:g}")
-    return StackedRead(state, u_mean, u_scale, theta, best, holdout)
+    return StackedRead(state, u_mean, u_scale, theta, best, holdout, constant=constant)
