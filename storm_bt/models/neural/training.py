@@ -220,6 +220,16 @@ def predict_unlabelled_batch(data: FeatureSet, ends: np.ndarray, history: int,
     return batch
 
 
+def unlabelled_batches(data: FeatureSet, ends: np.ndarray, history: int, batch_size: int,
+                       device: torch.device, stocks: np.ndarray | None = None,
+                       universe: bool = False):
+    """`predict_unlabelled_batch` over ``ends`` in chunks of ``batch_size`` windows, each
+    moved to ``device``: the one inference loop of predict, factors and the stacked read."""
+    for lo in range(0, len(ends), batch_size):
+        yield predict_unlabelled_batch(data, ends[lo: lo + batch_size], history, stocks,
+                                       universe).to(device)
+
+
 @torch.no_grad()
 def predict_windows(model: nn.Module, data: FeatureSet, ends: np.ndarray, history: int,
                     batch_size: int, device: torch.device,
@@ -232,10 +242,9 @@ def predict_windows(model: nn.Module, data: FeatureSet, ends: np.ndarray, histor
     model.eval()
     out = []
     try:
-        for lo in range(0, len(ends), batch_size):
-            batch = predict_unlabelled_batch(data, ends[lo: lo + batch_size], history, stocks,
-                                             universe)
-            out.append(model.predict(batch.to(device)).float().cpu().numpy())
+        for batch in unlabelled_batches(data, ends, history, batch_size, device, stocks,
+                                        universe):
+            out.append(model.predict(batch).float().cpu().numpy())
     finally:
         model.train(was_training)
     if not out:

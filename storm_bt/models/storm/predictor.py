@@ -36,8 +36,8 @@ from storm_bt.models.storm.config import PRESETS as MODEL_PRESETS
 from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.stacked_read import StackedInputs, StackedRead, fit_stacked_read
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
-from storm_bt.models.neural.training import (PRESET_SAMPLING, TrainConfig,
-                                             predict_unlabelled_batch, reads_universe)
+from storm_bt.models.neural.training import (PRESET_SAMPLING, TrainConfig, reads_universe,
+                                             unlabelled_batches)
 from storm_bt.runtime import torch_threads
 
 #: Training schedules per preset: tiny for CI, small = STORM_SPEC 11 (15 epochs, 10% warmup,
@@ -162,10 +162,9 @@ class StormPredictor(PresetTorchPredictor):
         mu, tokens = [], []
         model.eval()
         with torch_threads(self.train_config.num_threads), torch.no_grad():
-            for lo in range(0, len(ends), batch_size):
-                batch = predict_unlabelled_batch(data, ends[lo: lo + batch_size], self.history,
-                                                 universe=universe)
-                m, token = model.predict_with_day_token(batch.to(device))
+            for batch in unlabelled_batches(data, ends, self.history, batch_size, device,
+                                            universe=universe):
+                m, token = model.predict_with_day_token(batch)
                 mu.append(m.double().cpu().numpy())
                 tokens.append(None if token is None else token.double().cpu().numpy())
         width = len(data.tickers)
@@ -206,9 +205,8 @@ class StormPredictor(PresetTorchPredictor):
         parts: dict[str, list[np.ndarray]] = {}
         model.eval()
         with torch_threads(self.train_config.num_threads), torch.no_grad():
-            for lo in range(0, len(ends), batch_size):
-                batch = predict_unlabelled_batch(data, ends[lo: lo + batch_size], self.history)
-                for key, value in model.factors(batch.to(device)).items():
+            for batch in unlabelled_batches(data, ends, self.history, batch_size, device):
+                for key, value in model.factors(batch).items():
                     parts.setdefault(key, []).append(value.detach().cpu().numpy())
         out: dict = {"dates": pd.DatetimeIndex(data.dates[ends])}
         out.update({k: np.concatenate(v) for k, v in parts.items()})

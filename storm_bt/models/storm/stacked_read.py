@@ -22,10 +22,9 @@ period, y the label z-scored per date (the model's own training target):
     theta = (X'X + lambda n I)^-1 X'r,   X'X = sum_t (v_t v_t') (x) (C_t'C_t),
     X'r = sum_t v_t (x) (C_t' r_t),      v_t = [1, u_t],  C_t the date's centred c (n_t x K)
 
-Without the constant (``constant=False``) v_t = u_t and theta = V' (d_u x K): the read is
-the day's re-weighting alone, with no fixed tilt towards the characteristics.
-
-(one K x K product a date, never the n x (1 + d_u) K design). lambda comes from `LAMBDAS` by
+(one K x K product a date, never the n x (1 + d_u) K design). Without the constant
+(``constant=False``) v_t = u_t and theta = V' (d_u x K): the read is the day's re-weighting
+alone, with no fixed tilt towards the characteristics. lambda comes from `LAMBDAS` by
 the mean daily RankIC, on the training period's last `HOLDOUT_YEARS` years, of a fit on the
 years before them; "no read" is a candidate too and wins ties, so a read that does not
 help there is left out (as it is, with a warning, when the training period is too short to
