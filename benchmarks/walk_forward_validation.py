@@ -3,8 +3,8 @@ test period, instead of on the one validation window (model choice, issue 9).
 
     python benchmarks/walk_forward_validation.py [--data PATH] [--universe dj30|all]
         [--variants storm storm:label_norm=cs_rank] [--seeds 1 2] [--folds 4]
-        [--block-days 252] [--epochs N] [--threads 1] [--preset small] [--cache-dir DIR]
-        [--out results.csv]
+        [--block-days 252] [--before 2021-04-01] [--epochs N] [--threads 1] [--preset small]
+        [--cache-dir DIR] [--out results.csv]
 
 Why: over 25 S&P 500 fits the paper's validation window (2019-04-01 .. 2021-03-31) and the
 test window ranked fits with a Spearman correlation of +0.12 (README, "How well the
@@ -19,6 +19,10 @@ the 504 trading days just before the block (the paper's validation length), and 
 the block's days only. So every scored day is out of sample for its fit's weights *and* for
 its epoch choice. The last day before the test start is not scored (its label is the return
 into the test period): no fit, prediction or score uses a price on or after 2021-04-01.
+``--before DATE`` (at most the test start) ends the blocks before an earlier date instead:
+``--before 2019-04-01 --folds 2`` scores 2017-04 .. 2019-03, a window that shares no day
+with the paper's validation window either, so a setting chosen there can be checked on
+days that played no part in its choice.
 
 Reports, per variant and seed: the mean daily RankIC over all blocks' days with its
 Newey-West standard error, and per block; per variant, the mean ± se over seeds; and each
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--block-days", type=int, default=252)
+    parser.add_argument("--before", type=pd.Timestamp, default=TEST_START,
+                        help="the blocks end the trading day before this date (at most the "
+                             "test start, 2021-04-01)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--preset", default="small")
@@ -88,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     data = build_feature_set(load_universe(args.data, args.universe))
-    split = validation_split(data.dates, args.folds, args.block_days, parser)
+    split = validation_split(data.dates, args.folds, args.block_days, parser, args.before)
     realised = pd.DataFrame(data.labels, index=data.dates, columns=list(data.tickers))
     daily: dict[tuple[str, int], pd.Series] = {}
     rows = []
@@ -132,15 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def validation_split(dates: pd.DatetimeIndex, folds: int, block_days: int, parser):
-    """The `pretest_split` of the ``folds`` blocks of ``block_days`` before `TEST_START`
-    (fits from `TRAIN_START`, epochs chosen on the `VALID_DAYS` before each block); an
-    impossible one ends in ``parser.error``, one line and exit status 2."""
+def validation_split(dates: pd.DatetimeIndex, folds: int, block_days: int, parser,
+                     before: pd.Timestamp = TEST_START):
+    """The `pretest_split` of the ``folds`` blocks of ``block_days`` before ``before`` (at
+    most `TEST_START`; fits from `TRAIN_START`, epochs chosen on the `VALID_DAYS` before
+    each block); an impossible one ends in ``parser.error``, one line and exit status 2."""
     from storm_bt.errors import StormBtError
     from storm_bt.experiments.walkforward import pretest_split
 
+    if before > TEST_START:
+        parser.error(f"--before {before.date()}: the blocks must end before the test period "
+                     f"({TEST_START.date()}); pass an earlier date")
     try:
-        return pretest_split(dates, TEST_START, folds, block_days, VALID_DAYS, TRAIN_START)
+        return pretest_split(dates, before, folds, block_days, VALID_DAYS, TRAIN_START)
     except StormBtError as exc:
         parser.error(str(exc))
 
