@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import BinaryIO, Callable, Mapping
 
 import numpy as np
 import torch
@@ -85,13 +85,14 @@ def versions() -> dict:
             "numpy": str(np.__version__)}
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """torch.save to a temporary file beside ``path``, then an atomic rename."""
+def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write(f)`` into a temporary file beside ``path``, then an atomic rename: a reader
+    sees the old file or the whole new one, never part of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -99,6 +100,11 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """torch.save to a temporary file beside ``path``, then an atomic rename."""
+    write_atomic(path, lambda f: torch.save(payload, f))
 
 
 @contextlib.contextmanager

@@ -105,6 +105,9 @@ class TorchPredictor(Predictor):
         self.train_result: dict | None = None
         #: where the fitted weights came from: "trained" or the checkpoint path reused
         self.source: str | None = None
+        #: the last fit's checkpoint key, and its checkpoint file (None without a cache)
+        self.fit_key: str | None = None
+        self.checkpoint_file: Path | None = None
 
     def config(self) -> dict:
         """The model's settings as plain values; once fitted, also ``data_dims``: the stocks,
@@ -172,6 +175,7 @@ class TorchPredictor(Predictor):
         cfg = self.train_config
         expected = self._payload_expected(data, split)
         path = self.cache_path(expected["key"])
+        self.fit_key, self.checkpoint_file = expected["key"], path
         # One trainer per key: a process that finds another training the same key waits for
         # its checkpoint and then reuses it (DDP ranks train together and take no lock).
         with key_lock(path if world_size() == 1 else None), torch_threads(cfg.num_threads):

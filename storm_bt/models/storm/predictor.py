@@ -20,6 +20,7 @@ always cover every stock.
 """
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -35,10 +36,14 @@ from storm_bt.models.storm import StormModel
 from storm_bt.models.storm.config import PRESETS as MODEL_PRESETS
 from storm_bt.models.storm.config import StormConfig
 from storm_bt.models.storm.stacked_read import StackedInputs, StackedRead, fit_stacked_read
+from storm_bt.models.storm.read_cache import load_read, read_key, read_path, save_read
+from storm_bt.models.neural.distributed import is_main_process
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
 from storm_bt.models.neural.training import (PRESET_SAMPLING, TrainConfig, reads_universe,
                                              unlabelled_batches)
 from storm_bt.runtime import torch_threads
+
+log = logging.getLogger(__name__)
 
 #: Training schedules per preset: tiny for CI, small = STORM_SPEC 11 (15 epochs, 10% warmup,
 #: clip 1.0) with a peak lr of 1e-3 instead of its 5e-4 (D41, chosen on validation),
@@ -115,17 +120,34 @@ class StormPredictor(PresetTorchPredictor):
         """As `TorchPredictor.fit`; with cs_groups, the stocks' groups come first, from the
         training period's returns alone (`return_groups`), and go into the model; with
         stacked_read, the read is fitted last, on the training period alone, with the
-        network frozen (`storm_bt.models.storm.stacked_read`)."""
+        network frozen (`storm_bt.models.storm.stacked_read`), or reused from beside the
+        network's checkpoint (`storm_bt.models.storm.read_cache`)."""
         groups = self.model_config.get("cs_groups", 0)
         self._stock_groups = return_groups(data, split, groups) if groups else None
         super().fit(data, split)
         state = self.model_config.get("stacked_read", "none")
-        self.stacked = None
-        if state != "none":
-            inputs = self.stacked_inputs(data, *split.train, labelled=True)
-            self.stacked = fit_stacked_read(
-                state, inputs, constant=self.model_config.get("stacked_constant", True))
+        self.stacked = None if state == "none" else self._stacked_read(data, split, state)
         return self
+
+    def _stacked_read(self, data: FeatureSet, split: Split, state: str) -> StackedRead:
+        """The read of the network just fitted: from the cache beside its checkpoint
+        (`storm_bt.models.storm.read_cache`) where one is there, else fitted on the training
+        period and saved there."""
+        constant = self.model_config.get("stacked_constant", True)
+        path = None
+        if self.checkpoint_file is not None:
+            key = read_key(self.fit_key, self.model, data.characteristics, state, constant)
+            path = read_path(self.checkpoint_file, key)
+            if path.exists() and not self.force_retrain:
+                read = load_read(path)
+                if read is not None:
+                    log.info("%s: reusing stacked read %s", self.name, path)
+                    return read
+        read = fit_stacked_read(state, self.stacked_inputs(data, *split.train, labelled=True),
+                                constant=constant)
+        if path is not None and is_main_process():
+            save_read(path, read)
+        return read
 
     def config(self) -> dict:
         """As `TorchPredictor.config`; with a fitted stacked read, also its summary."""
