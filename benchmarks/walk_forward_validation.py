@@ -5,6 +5,7 @@ test period, instead of on the one validation window (model choice, issue 9).
         [--variants storm storm:label_norm=cs_rank] [--seeds 1 2] [--folds 4]
         [--block-days 252] [--before 2021-04-01] [--epochs N] [--threads 1] [--preset small]
         [--cache-dir DIR] [--out results.csv]
+    python benchmarks/walk_forward_validation.py --summarise a.csv b.csv [--variants ...]
 
 Why: over 25 S&P 500 fits the paper's validation window (2019-04-01 .. 2021-03-31) and the
 test window ranked fits with a Spearman correlation of +0.12 (README, "How well the
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--universe", choices=["dj30", "all"], default="dj30")
-    parser.add_argument("--variants", nargs="+", default=["storm"])
+    parser.add_argument("--variants", nargs="+", default=None,
+                        help="name[:key=value,...] each; the first is the reference "
+                             "(default: storm)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--block-days", type=int, default=252)
@@ -81,15 +84,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=None)
     parser.add_argument("--out", type=Path, default=None,
                         help="CSV of the daily out-of-sample RankIC of every variant and seed")
+    parser.add_argument("--summarise", type=Path, nargs="+", default=None, metavar="CSV",
+                        help="fit nothing: summarise the --out files of earlier runs (the "
+                             "variants as given with --variants, else as in the files)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.summarise:
+        missing = [str(p) for p in args.summarise if not p.exists()]
+        if missing:
+            parser.error(f"--summarise: no such file {', '.join(missing)}")
+        for line in summarise(args.summarise, args.variants):
+            log.info(line)
+        return 0
+    args.variants = args.variants or ["storm"]
     if not args.data.exists():
         log.info("SKIP walk_forward_validation: %s not found", args.data)
         return 0
     import torch
 
     from storm_bt.evaluation.ic import daily_rank_ic
-    from storm_bt.evaluation.significance import newey_west_se, paired_difference
+    from storm_bt.evaluation.significance import newey_west_se
     from storm_bt.experiments.walkforward import walk_forward
     from storm_bt.features.dataset import build_feature_set
 
@@ -121,22 +135,58 @@ def main(argv: list[str] | None = None) -> int:
                                      f"{s.test[0].date()}..{s.test[1].date()}"
                                      for s in result.splits))
     log.info("\n%s", table.round(4).to_string(index=False))
-    reference = args.variants[0]
-    for text in args.variants:
-        per_seed = table.loc[table["variant"] == text, "RankIC"].to_numpy()
-        line = f"{text}: {per_seed.mean():.4f} ± {_se(per_seed):.4f} over {per_seed.size} seeds"
-        if text != reference:
-            diffs = np.array([(daily[text, s] - daily[reference, s]).mean() for s in args.seeds])
-            line += (f"; minus {reference}, paired by seed: {diffs.mean():+.4f} ± "
-                     f"{_se(diffs):.4f}, higher on {int((diffs > 0).sum())} of {diffs.size}")
-            pooled = paired_difference(_seed_mean(daily, text, args.seeds),
-                                       _seed_mean(daily, reference, args.seeds))
-            line += (f"; seed-averaged daily difference {pooled['diff']:+.4f}, Newey-West se "
-                     f"{pooled['se']:.4f}, t {pooled['t']:+.2f} over {pooled['n_days']} days")
+    for line in summary_lines(daily, args.variants, args.seeds):
         log.info(line)
     if args.out is not None:
         pd.DataFrame({f"{v}|{s}": ic for (v, s), ic in daily.items()}).to_csv(args.out)
     return 0
+
+
+def summary_lines(daily: dict[tuple[str, int], pd.Series], variants: list[str],
+                  seeds: list[int]) -> list[str]:
+    """Per variant: the mean over seeds of its walk-forward RankIC ± se; for each variant
+    after the first (the reference), its difference to the reference paired by seed (mean ±
+    se over seeds, seeds ahead) and the seed-averaged daily difference with its Newey-West
+    se and t."""
+    from storm_bt.evaluation.significance import paired_difference
+
+    reference, lines = variants[0], []
+    for text in variants:
+        per_seed = np.array([daily[text, s].mean() for s in seeds])
+        line = f"{text}: {per_seed.mean():.4f} ± {_se(per_seed):.4f} over {per_seed.size} seeds"
+        if text != reference:
+            diffs = np.array([(daily[text, s] - daily[reference, s]).mean() for s in seeds])
+            line += (f"; minus {reference}, paired by seed: {diffs.mean():+.4f} ± "
+                     f"{_se(diffs):.4f}, higher on {int((diffs > 0).sum())} of {diffs.size}")
+            pooled = paired_difference(_seed_mean(daily, text, seeds),
+                                       _seed_mean(daily, reference, seeds))
+            line += (f"; seed-averaged daily difference {pooled['diff']:+.4f}, Newey-West se "
+                     f"{pooled['se']:.4f}, t {pooled['t']:+.2f} over {pooled['n_days']} days")
+        lines.append(line)
+    return lines
+
+
+def read_daily(paths: list[Path]) -> dict[tuple[str, int], pd.Series]:
+    """The daily RankIC columns (``variant|seed``) of one or more ``--out`` files."""
+    daily: dict[tuple[str, int], pd.Series] = {}
+    for path in paths:
+        frame = pd.read_csv(path, index_col=0, parse_dates=True)
+        for column in frame.columns:
+            variant, _, seed = column.rpartition("|")
+            daily[variant, int(seed)] = frame[column].dropna()
+    return daily
+
+
+def summarise(paths: list[Path], variants: list[str] | None) -> list[str]:
+    """`summary_lines` over the ``--out`` files of several runs (say, seeds fitted in two
+    processes), for the seeds every variant has."""
+    daily = read_daily(paths)
+    variants = variants or list(dict.fromkeys(v for v, _ in daily))
+    seeds = sorted(set.intersection(*({s for v, s in daily if v == text} for text in variants)))
+    if not seeds:
+        raise SystemExit(f"no seed has every variant ({', '.join(variants)}) in "
+                         f"{', '.join(map(str, paths))}; pass files of the same variants")
+    return summary_lines(daily, variants, seeds)
 
 
 def validation_split(dates: pd.DatetimeIndex, folds: int, block_days: int, parser,
