@@ -68,6 +68,8 @@ def over_seeds(pairs: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from reports.io import atomic_write_csv
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_paper_arguments(parser)
     parser.add_argument("--variants", nargs="+", default=["storm", "storm-ts"])
@@ -99,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.daily_out is not None:
         frames = [series.rename("RankIC").rename_axis("date").reset_index()
                   .assign(variant=variant, seed=seed) for (variant, seed), series in daily.items()]
-        tmp = args.daily_out.with_name(args.daily_out.name + ".tmp")
-        pd.concat(frames).to_csv(tmp, index=False)
-        tmp.replace(args.daily_out)                     # write, then rename
+        atomic_write_csv(pd.concat(frames), args.daily_out, index=False)
     log.info("%s: mean daily validation RankIC, every stock\n%s", args.data.name,
              table.round(4).to_string(index=False))
     if len(args.variants) > 1:

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
+    from reports.io import atomic_write_csv
     from storm_bt.evaluation.ic import daily_rank_ic
     from storm_bt.evaluation.significance import newey_west_se
     from storm_bt.experiments.walkforward import walk_forward
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in summary_lines(daily, args.variants, args.seeds):
         log.info(line)
     if args.out is not None:
-        pd.DataFrame({f"{v}|{s}": ic for (v, s), ic in daily.items()}).to_csv(args.out)
+        atomic_write_csv(pd.DataFrame({f"{v}|{s}": ic for (v, s), ic in daily.items()}),
+                         args.out)
     return 0
 
 
