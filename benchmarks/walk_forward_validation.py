@@ -175,6 +175,9 @@ def read_daily(paths: list[Path]) -> dict[tuple[str, int], pd.Series]:
         frame = pd.read_csv(path, index_col=0, parse_dates=True)
         for column in frame.columns:
             variant, _, seed = column.rpartition("|")
+            if not variant or not seed.isdigit():
+                raise SystemExit(f"{path}: column {column!r} is not 'variant|seed'; pass the "
+                                 "--out file of a walk_forward_validation.py run")
             daily[variant, int(seed)] = frame[column].dropna()
     return daily
 

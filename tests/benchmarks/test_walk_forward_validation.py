@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -68,3 +69,7 @@ def test_runs_in_two_processes_summarise_as_one(tmp_path):
     assert f"seed-averaged daily difference {diff:+.4f}" in expected[1]
     with pytest.raises(SystemExit, match="no seed has every variant"):
         summarise(paths, ["d44", "storm-ts"])
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"RankIC": daily["d44", 1]}).to_csv(other)
+    with pytest.raises(SystemExit, match=re.escape("column 'RankIC' is not 'variant|seed'")):
+        summarise([other], None)
