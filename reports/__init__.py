@@ -33,8 +33,22 @@ from reports.metrics import (
     trading_metrics,
     turnover,
 )
-from reports.plots import plot_equity_drawdown
-from reports.tearsheet import write_tearsheet
+
+#: names imported on first use: their modules load matplotlib and quantstats (about a
+#: second), which a run that stops at its input checks never needs
+_LAZY = {"plot_equity_drawdown": "reports.plots", "write_tearsheet": "reports.tearsheet"}
+
+
+def __getattr__(name: str):
+    """``from reports import write_tearsheet`` and the like: import the module on first use."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'reports' has no attribute {name!r}")
+
 
 __all__ = [
     "annual_return",

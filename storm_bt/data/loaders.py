@@ -57,11 +57,35 @@ def load_panel(source: str | Path | pd.DataFrame | None = None,
 
 
 def load_embedded() -> Panel:
-    """The skfolio S&P 500 sample: 20 stocks of adjusted close prices, 1990-2022."""
-    from skfolio.datasets import load_sp500_dataset
+    """The skfolio S&P 500 sample: 20 stocks of adjusted close prices, 1990-2022.
 
-    prices = load_sp500_dataset()
+    The file is read where skfolio installs it, as skfolio's ``load_sp500_dataset`` reads
+    it, without importing skfolio (whose import loads cvxpy and scikit-learn: about 2.5 s
+    before the first input check); skfolio's loader is the fallback where the file is not
+    there."""
+    prices = _read_skfolio_sp500()
+    if prices is None:
+        from skfolio.datasets import load_sp500_dataset
+
+        prices = load_sp500_dataset()
     return panel_from_frame(prices, "embedded skfolio S&P 500 sample")
+
+
+def _read_skfolio_sp500() -> pd.DataFrame | None:
+    """skfolio's ``datasets/data/sp500_dataset.csv.gz`` (dates x tickers) read as skfolio
+    reads it, or None where skfolio or the file is missing."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skfolio")   # locates the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "datasets" / "data" / "sp500_dataset.csv.gz"
+        if path.is_file():
+            prices = pd.read_csv(path, sep=",", index_col=0, compression="gzip")
+            prices.index = pd.to_datetime(prices.index, format="%Y-%m-%d")
+            return prices
+    return None
 
 
 def panel_from_frame(frame: pd.DataFrame, source: str) -> Panel:

@@ -426,6 +426,42 @@ def test_help_is_fast_and_loads_no_heavy_package():
     assert result.stdout.strip() == "", f"--help imported {result.stdout.strip()}"
 
 
+def test_bad_input_is_refused_before_any_heavy_package_loads(tmp_path):
+    """Every input check of the three commands runs before torch, cvxpy, backtrader,
+    scikit-learn and the rest are imported (seconds of start-up that a mistyped ticker or
+    path should not cost); each refusal is still one line with exit status 2."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("date,ticker,price\n2020-01-02,AAA,1.0\n")
+    cases = [["portfolio", "--data", str(tmp_path / "absent.csv")],
+             ["portfolio", "--data", str(bad)],
+             ["portfolio", "--tickers", "AAPL", "NOPE"],
+             ["portfolio", "--max-weight", "0.01", "--model", "lightgbm"],
+             ["portfolio", "--test-start", "2030-01-01", "--test-end", "2031-01-01"],
+             ["factors", "--tickers", "NOPE"],
+             ["factors", "--train-start", "2017-06-01"],
+             ["trading", "--tickers", "NOPE"],
+             ["trading", "--train-start", "2017-06-01"]]
+    code = ("import sys, io, contextlib, json\n"
+            "from storm_bt.backtest.cli import main\n"
+            "codes = []\n"
+            f"for k, argv in enumerate({cases!r}):\n"
+            "    err = io.StringIO()\n"
+            "    with contextlib.redirect_stderr(err):\n"
+            f"        code = main(argv + ['--out', {str(tmp_path)!r} + f'/out{{k}}',"
+            " '--log-level', 'WARNING'])\n"
+            "    codes.append([code, err.getvalue()])\n"
+            "heavy = [m for m in ('torch', 'cvxpy', 'backtrader', 'sklearn', 'scipy', 'skfolio',"
+            " 'matplotlib', 'quantstats', 'lightgbm', 'gymnasium') if m in sys.modules]\n"
+            "print(json.dumps([codes, heavy]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    codes, heavy = json.loads(result.stdout.strip().splitlines()[-1])
+    for argv, (code, err) in zip(cases, codes):
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (argv, err)
+    assert heavy == [], f"input checks imported {heavy}"
+
+
 @pytest.mark.slow
 def test_portfolio_seeds_in_parallel_write_what_a_serial_run_writes(tmp_path):
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"

@@ -34,6 +34,22 @@ def test_embedded_is_the_skfolio_sample(embedded_panel):
     np.testing.assert_array_equal(embedded_panel.array("close"), embedded_panel.array("adj_close"))
 
 
+def test_embedded_is_read_without_importing_skfolio_and_matches_its_loader(monkeypatch):
+    """The embedded sample is read from skfolio's file directly (importing skfolio costs
+    seconds before the first input check); it must be skfolio's own frame, value for value,
+    and skfolio's loader must still serve where the file is not found."""
+    from skfolio.datasets import load_sp500_dataset
+
+    from storm_bt.data import loaders
+
+    direct = loaders._read_skfolio_sp500()
+    pd.testing.assert_frame_equal(direct, load_sp500_dataset())
+    monkeypatch.setattr(loaders, "_read_skfolio_sp500", lambda: None)
+    fallback = loaders.load_embedded()
+    monkeypatch.undo()
+    np.testing.assert_array_equal(fallback.array("close"), loaders.load_embedded().array("close"))
+
+
 def test_long_file_matches_its_rows(dj30_panel, shared_data_dir):
     raw = pd.read_csv(shared_data_dir / "dj30_daily.csv.gz", parse_dates=["date"])
     row = raw[(raw.ticker == "AAPL") & (raw.date == "2020-08-28")].iloc[0]

@@ -34,22 +34,29 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 
-def world_size() -> int:
-    import torch.distributed as dist
+def _process_group():
+    """``torch.distributed`` when a process group is joined, else None. A process that never
+    imported it has joined none, so this does not import torch (the command line's error
+    paths and ``--help`` stay fast)."""
+    dist = sys.modules.get("torch.distributed")
+    return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
 
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def world_size() -> int:
+    dist = _process_group()
+    return dist.get_world_size() if dist is not None else 1
 
 
 def rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    dist = _process_group()
+    return dist.get_rank() if dist is not None else 0
 
 
 def is_main_process() -> bool:
