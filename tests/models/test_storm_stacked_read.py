@@ -202,3 +202,62 @@ def test_without_the_constant_the_read_is_the_days_term_alone():
     assert StormPredictor(preset="small", cache_dir=None, stacked_constant=False) \
         ._payload_expected(data, split)["key"] == \
         StormPredictor(preset="small", cache_dir=None)._payload_expected(data, split)["key"]
+
+
+def test_the_penalty_can_be_chosen_on_the_validation_period():
+    """select: each lambda is fitted on the whole training period and judged on the
+    validation inputs. A read planted in the training period but absent from the validation
+    period is left out there, where the training period's own last years would keep it;
+    where the validation period carries the read too, the chosen theta is the whole
+    period's ridge for the chosen lambda."""
+    train, theta = _inputs(signal=0.5)
+    gone, _ = _inputs(seed=4, signal=0.0, n_days=300)
+    kept = fit_stacked_read("token", train)
+    assert kept.lam is not None and kept.select == "holdout"
+    dropped = fit_stacked_read("token", train, select=gone)
+    assert dropped.theta is None and dropped.select == "valid"
+    assert set(dropped.holdout) == set(kept.holdout)
+
+    same, _ = _inputs(seed=5, signal=0.5, theta=theta, n_days=300)
+    read = fit_stacked_read("token", train, select=same)
+    assert read.lam is not None and read.summary()["select"] == "valid"
+    assert read.holdout[f"{read.lam:g}"] == max(read.holdout.values())
+    labelled = np.isfinite(train.y) & np.isfinite(train.mu)
+    u = train.token - read.u_mean
+    v = np.concatenate([np.ones((len(u), 1)), u], axis=1)
+    c = _centred(train.chars, labelled)
+    xtx, xtr = _moments(v, c, np.where(labelled, train.y - train.mu, 0.0))
+    np.testing.assert_allclose(read.theta, _solve(xtx, xtr, labelled.sum(), read.lam, K),
+                               rtol=1e-10)
+
+
+def test_a_read_chosen_on_validation_reads_nothing_after_it_and_keys_its_cache():
+    """stacked_select="valid": perturbing everything after the validation period leaves the
+    read as it was; the network's checkpoint key is the same as without the setting; the
+    read's cache key differs from the hold-out read's, which keeps its old key."""
+    from storm_bt.models.storm.read_cache import read_key
+
+    data, split = _data_with_characteristics()
+    kw = dict(preset="tiny", seed=1, epochs=1, cache_dir=None, stacked_read="token")
+    read = StormPredictor(stacked_select="valid", **kw).fit(data, split)
+    assert read.stacked.select == "valid" and read.config()["stacked_read"]["select"] == "valid"
+    after = data.dates > split.valid[1]
+    changed, _ = _data_with_characteristics()
+    changed.labels[after] = np.random.default_rng(9).standard_normal(changed.labels[after].shape)
+    changed.features[after] += 1.0
+    changed.characteristics[after] *= -1.0
+    other = StormPredictor(stacked_select="valid", **kw).fit(changed, split)
+    assert other.stacked.lam == read.stacked.lam and other.stacked.holdout == read.stacked.holdout
+    if read.stacked.theta is not None:
+        np.testing.assert_array_equal(other.stacked.theta, read.stacked.theta)
+
+    def key(**extra):
+        return StormPredictor(preset="small", seed=1, cache_dir=None, **extra)._payload_expected(
+            data, split)["key"]
+
+    assert key() == key(stacked_select="valid")
+    args = ("net", read.model, data.characteristics, "token", True)
+    assert read_key(*args) != read_key(*args, select="valid")
+    assert read_key(*args) == read_key(*args, select="holdout")
+    with pytest.raises(StormBtError, match="stacked_select"):
+        StormPredictor(preset="tiny", stacked_select="test")

@@ -39,6 +39,7 @@ _CHOICES = {
     "factor_tokens": ("both", "ts"),
     "characteristics_read": ("embedding", "linear", "state"),
     "stacked_read": ("none", "token", "market"),
+    "stacked_select": ("holdout", "valid"),
 }
 
 
@@ -165,6 +166,10 @@ class StormConfig:
     #: whether that read holds a constant part w (a fixed tilt towards the characteristics)
     #: beside the day's term V u_t; never part of a checkpoint key either
     stacked_constant: bool = True
+    #: where the read's penalty (or no read) is chosen: "holdout", the training period's last
+    #: two years (the network's in-sample years), or "valid", the validation period (out of
+    #: sample for the network); never part of a checkpoint key
+    stacked_select: str = "holdout"
     factor_hidden: int = 0         # 0 = D = 2 d_model
     prior_heads: int = 4           # D7 fixed
 

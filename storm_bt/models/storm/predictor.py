@@ -81,7 +81,8 @@ class StormPredictor(PresetTorchPredictor):
                             "factor_tokens": "both", "fusion_mlp": True, "ts_relative": False,
                             "characteristics": False, "characteristics_read": "embedding",
                             "cs_pool_queries": 0, "peer_attention": False, "cs_groups": 0,
-                            "stacked_read": "none", "stacked_constant": True}
+                            "stacked_read": "none", "stacked_constant": True,
+                            "stacked_select": "holdout"}
 
     def model_identity(self, model_config) -> dict:
         """As `TorchPredictor.model_identity`; with one branch, recon_cs_scale (which only
@@ -91,7 +92,7 @@ class StormPredictor(PresetTorchPredictor):
         CS branch so are cs_context, cs_pool_queries and factor_tokens (the TS tokens are
         then the only factors either way)."""
         identity = super().model_identity(model_config)
-        for name in ("stacked_read", "stacked_constant"):   # fitted after the weights
+        for name in ("stacked_read", "stacked_constant", "stacked_select"):   # fitted after
             identity.pop(name, None)
         if self.branches != "both":
             if "recon_cs_scale" in identity:
@@ -134,17 +135,21 @@ class StormPredictor(PresetTorchPredictor):
         (`storm_bt.models.storm.read_cache`) where one is there, else fitted on the training
         period and saved there."""
         constant = self.model_config.get("stacked_constant", True)
+        select = self.model_config.get("stacked_select", "holdout")
         path = None
         if self.checkpoint_file is not None:
-            key = read_key(self.fit_key, self.model, data.characteristics, state, constant)
+            key = read_key(self.fit_key, self.model, data.characteristics, state, constant,
+                           select=select)
             path = read_path(self.checkpoint_file, key)
             if path.exists() and not self.force_retrain:
                 read = load_read(path)
                 if read is not None:
                     log.info("%s: reusing stacked read %s", self.name, path)
                     return read
+        valid = self.stacked_inputs(data, *split.valid, labelled=True) \
+            if select == "valid" else None
         read = fit_stacked_read(state, self.stacked_inputs(data, *split.train, labelled=True),
-                                constant=constant)
+                                constant=constant, select=valid)
         if path is not None and is_main_process():
             save_read(path, read)
         return read

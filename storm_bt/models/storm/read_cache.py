@@ -47,15 +47,19 @@ def weights_digest(model: nn.Module) -> str:
 
 def read_key(network_key: str, model: nn.Module, characteristics: np.ndarray | None,
              state: str, constant: bool, lambdas: tuple[float, ...] = LAMBDAS,
-             holdout_years: int = HOLDOUT_YEARS) -> str:
-    """SHA-256 of everything a fitted read depends on beyond the network's checkpoint key."""
+             holdout_years: int = HOLDOUT_YEARS, select: str = "holdout") -> str:
+    """SHA-256 of everything a fitted read depends on beyond the network's checkpoint key
+    (``select`` enters only when it is not the default, so older reads keep their keys;
+    the validation period's labels are covered by the network's key, whose split and data
+    digest hold them)."""
     chars = hashlib.sha256()
     if characteristics is not None:
         chars.update(str(characteristics.shape).encode())
         chars.update(np.ascontiguousarray(characteristics, dtype=np.float64).tobytes())
     fields = {"format": READ_FORMAT, "network": network_key, "weights": weights_digest(model),
               "characteristics": chars.hexdigest(), "state": state, "constant": bool(constant),
-              "lambdas": [float(x) for x in lambdas], "holdout_years": int(holdout_years)}
+              "lambdas": [float(x) for x in lambdas], "holdout_years": int(holdout_years),
+              **({"select": select} if select != "holdout" else {})}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -70,7 +74,7 @@ def as_plain(read: StackedRead) -> dict:
             "u_scale": read.u_scale.tolist(),
             "theta": None if read.theta is None else read.theta.tolist(),
             "lam": read.lam, "holdout": read.holdout, "note": read.note,
-            "constant": read.constant}
+            "constant": read.constant, "select": read.select}
 
 
 def from_plain(plain: dict) -> StackedRead:
@@ -80,7 +84,8 @@ def from_plain(plain: dict) -> StackedRead:
                        u_scale=np.asarray(plain["u_scale"], np.float64),
                        theta=None if theta is None else np.asarray(theta, np.float64),
                        lam=plain["lam"], holdout=dict(plain["holdout"]), note=plain["note"],
-                       constant=bool(plain["constant"]))
+                       constant=bool(plain["constant"]),
+                       select=plain.get("select", "holdout"))   # absent before select
 
 
 def save_read(path: Path, read: StackedRead) -> bool:

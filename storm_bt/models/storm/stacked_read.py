@@ -30,6 +30,12 @@ years before them; "no read" is a candidate too and wins ties, so a read that do
 help there is left out (as it is, with a warning, when the training period is too short to
 hold those years out). The chosen lambda is then refitted on the whole training period.
 Nothing after the training period is read.
+
+With ``select="valid"`` (`stacked_select`) theta is fitted for each lambda on the whole
+training period and lambda (or no read) is chosen by the mean daily RankIC on the
+validation period instead, where the network's predictions are out of sample; the read
+then depends on the validation period's labels too, as the network's epoch does. Nothing
+after the validation period is read.
 """
 from __future__ import annotations
 
@@ -46,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: the day's state the read is weighted by ("none": no stacked read)
 STATES = ("none", "token", "market")
+#: where lambda is chosen: the training period's last years, or the validation period
+SELECTS = ("holdout", "valid")
 #: ridge penalties tried, per labelled (date, stock) row
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 #: the training period's last years that choose lambda
@@ -83,6 +91,9 @@ class StackedRead:
     note: str = ""
     #: whether theta holds the constant part w (its first row)
     constant: bool = True
+    #: where lambda was chosen: "holdout" (the training period's last years) or "valid"
+    #: (the validation period); ``holdout`` holds that range's RankIC by candidate
+    select: str = "holdout"
 
     def scores(self, inputs: StackedInputs) -> np.ndarray:
         """(N, S) mu plus the read (mu alone when no read was chosen); NaN where mu is."""
@@ -95,7 +106,7 @@ class StackedRead:
         """Plain values for a run's config.json."""
         return {"state": self.state, "lambda": self.lam,
                 "holdout_rank_ic": {k: round(v, 6) for k, v in self.holdout.items()},
-                "constant": self.constant,
+                "constant": self.constant, "select": self.select,
                 "w": None if self.theta is None or not self.constant
                 else self.theta[0].round(6).tolist(),
                 "v_norm": None if self.theta is None
@@ -159,21 +170,34 @@ def _mean_rank_ic(scores: np.ndarray, y: np.ndarray, dates: pd.DatetimeIndex) ->
 
 def fit_stacked_read(state: str, inputs: StackedInputs,
                      lambdas: tuple[float, ...] = LAMBDAS,
-                     holdout_years: int = HOLDOUT_YEARS, constant: bool = True) -> StackedRead:
+                     holdout_years: int = HOLDOUT_YEARS, constant: bool = True,
+                     select: StackedInputs | None = None) -> StackedRead:
     """The read on ``inputs`` (the training period's labelled dates, with ``y``): lambda
     chosen on its last ``holdout_years`` years, then refitted on all of it; with
-    ``constant=False`` without the constant part w."""
-    if inputs.y is None:
+    ``constant=False`` without the constant part w.
+
+    With ``select`` (the validation period's labelled dates, with ``y``), each lambda is
+    fitted on the whole training period and lambda or no read is chosen by the mean daily
+    RankIC on ``select`` instead, where the network's predictions are out of sample (on the
+    training period's own years they are not)."""
+    if inputs.y is None or (select is not None and select.y is None):
         raise ValueError("fit_stacked_read needs the labels (StackedInputs.y)")
     u = state_values(state, inputs)
-    cut = inputs.dates[-1] - pd.DateOffset(years=holdout_years) if len(inputs.dates) else None
-    early = np.asarray(inputs.dates <= cut) if cut is not None else np.zeros(0, bool)
-    if early.sum() < 2 or (~early).sum() < 2:
+    if select is None:
+        cut = inputs.dates[-1] - pd.DateOffset(years=holdout_years) if len(inputs.dates) \
+            else None
+        early = np.asarray(inputs.dates <= cut) if cut is not None else np.zeros(0, bool)
+        short = early.sum() < 2 or (~early).sum() < 2
+        why = f"is too short to hold out its last {holdout_years} years"
+    else:
+        early = np.ones(len(inputs.dates), bool)
+        short = len(inputs.dates) < 2 or len(select.dates) < 2
+        why = "or the validation period has fewer than 2 labelled dates"
+    if short:
         span = (f"{inputs.dates[0].date()} .. {inputs.dates[-1].date()}"
                 if len(inputs.dates) else "no labelled window")
-        note = (f"the training period ({span}) is too short to hold out its last "
-                f"{holdout_years} years, so no read is stacked; use a longer training period "
-                "for one")
+        note = (f"the training period ({span}) {why}, so no read is stacked; use a longer "
+                "period for one")
         log.warning("stacked read %s: %s", state, note)
         width = u.shape[1]
         return StackedRead(state, np.zeros(width), np.ones(width), None, None, note=note,
@@ -190,22 +214,33 @@ def fit_stacked_read(state: str, inputs: StackedInputs,
     k = c.shape[2]
     xtx, xtr = _moments(v[early], c[early], r[early])
     n_early = float(labelled[early].sum())
-    held = ~early
-    y_held = np.where(labelled[held], inputs.y[held], np.nan)
-    holdout = {"none": _mean_rank_ic(inputs.mu[held], y_held, inputs.dates[held])}
-    best, best_ic = None, holdout["none"]
+    if select is None:          # the training period's last years
+        held = ~early
+        mu_h, v_h, c_h, dates_h = inputs.mu[held], v[held], c[held], inputs.dates[held]
+        y_h = np.where(labelled[held], inputs.y[held], np.nan)
+    else:                       # the validation period
+        labelled_h = np.isfinite(select.y) & np.isfinite(select.mu)
+        mu_h, dates_h = select.mu, select.dates
+        v_h = _with_constant((state_values(state, select) - u_mean) / u_scale, constant)
+        c_h = _centred(select.chars, labelled_h)
+        y_h = np.where(labelled_h, select.y, np.nan)
+    holdout = {"none": _mean_rank_ic(mu_h, y_h, dates_h)}
+    best, best_ic, thetas = None, holdout["none"], {}
     for lam in lambdas:
-        theta = _solve(xtx, xtr, n_early, lam, k)
-        ic = _mean_rank_ic(inputs.mu[held] + _read(theta, v[held], c[held]), y_held,
-                           inputs.dates[held])
+        thetas[lam] = _solve(xtx, xtr, n_early, lam, k)
+        ic = _mean_rank_ic(mu_h + _read(thetas[lam], v_h, c_h), y_h, dates_h)
         holdout[f"{lam:g}"] = ic
         if ic > best_ic:
             best, best_ic = lam, ic
     theta = None
-    if best is not None:
+    if best is not None and select is not None:
+        theta = thetas[best]                     # already fitted on the whole period
+    elif best is not None:
         xtx, xtr = _moments(v, c, r)
         theta = _solve(xtx, xtr, float(labelled.sum()), best, k)
-    log.info("stacked read %s: hold-out RankIC %s -> %s", state,
+    log.info("stacked read %s: %s RankIC %s -> %s", state,
+             "hold-out" if select is None else "validation",
              {key: round(value, 4) for key, value in holdout.items()},
              "no read" if best is None else f"lambda {best:g}")
-    return StackedRead(state, u_mean, u_scale, theta, best, holdout, constant=constant)
+    return StackedRead(state, u_mean, u_scale, theta, best, holdout, constant=constant,
+                       select="holdout" if select is None else "valid")
