@@ -178,6 +178,19 @@ def test_small_stacks_the_market_read_on_storm_and_storm_cs_and_storm_ts_goes_wi
     assert {state(StormPredictor, preset) for preset in ("tiny", "paper", "parity")} == {"none"}
 
 
+def test_small_chooses_the_reads_penalty_on_validation():
+    """D46: in `small` the read's penalty (or no read) is chosen on the validation period;
+    the hold-out choice stays one setting away, and the network's key is the same."""
+    from storm_bt.models.storm.predictor import StormCSPredictor
+
+    def select(cls, preset="small", **kw):
+        return cls(preset=preset, cache_dir=None, **kw).model_config["stacked_select"]
+
+    assert select(StormPredictor) == select(StormCSPredictor) == "valid"
+    assert select(StormPredictor, stacked_select="holdout") == "holdout"
+    assert select(StormPredictor, "tiny") == "holdout"
+
+
 def test_without_the_constant_the_read_is_the_days_term_alone():
     """theta = V' (d_u x K): a planted read with w = 0 is recovered, and a planted constant
     tilt alone (V = 0) is left out, where the read with its constant finds it."""

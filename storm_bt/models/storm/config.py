@@ -408,11 +408,12 @@ tiny = StormConfig(history=32, ts_patch=8, d_model=32, enc_depth=1, dec_depth=1,
 #: each stock's embedding in the head reads the other stocks of its sample (storm-ts, without
 #: the cross-section, does not), and (D45) after training a read of the characteristics
 #: weighted by the market's day is stacked on the frozen model (storm-ts does without it
-#: too); all chosen on validation.
+#: too), (D46) its penalty (or no read) chosen on the validation period, where the network's
+#: predictions are out of sample; all chosen on validation.
 small = StormConfig(history=64, ts_patch=16, d_model=64, enc_depth=2, dec_depth=1, n_heads=4,
                     codebook_size=128, cs_stem=16, recon_cs_scale=0.1, fusion="gated",
                     factor_tokens="ts", cs_stem_grad=0.0, peer_attention=True,
-                    stacked_read="market")
+                    stacked_read="market", stacked_select="valid")
 #: Official DJ30 sizes with the fixed resolutions and the cross-branch fusion (D1).
 paper = StormConfig(history=64, ts_patch=4, d_model=256, enc_depth=4, dec_depth=2, n_heads=4,
                     codebook_size=512, cs_stem=32, fusion="cross")
