@@ -52,8 +52,6 @@ log = logging.getLogger(__name__)
 
 #: the day's state the read is weighted by ("none": no stacked read)
 STATES = ("none", "token", "market")
-#: where lambda is chosen: the training period's last years, or the validation period
-SELECTS = ("holdout", "valid")
 #: ridge penalties tried, per labelled (date, stock) row
 LAMBDAS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 #: the training period's last years that choose lambda
