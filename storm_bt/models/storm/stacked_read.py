@@ -112,8 +112,7 @@ class StackedRead:
                 **({"note": self.note} if self.note else {})}
 
     def _v(self, inputs: StackedInputs) -> np.ndarray:
-        u = (state_values(self.state, inputs) - self.u_mean) / self.u_scale
-        return _with_constant(u, self.constant)
+        return _state_basis(self.state, inputs, self.u_mean, self.u_scale, self.constant)
 
 
 def state_values(state: str, inputs: StackedInputs) -> np.ndarray:
@@ -131,6 +130,21 @@ def state_values(state: str, inputs: StackedInputs) -> np.ndarray:
 def _with_constant(u: np.ndarray, constant: bool) -> np.ndarray:
     """v_t: [1, u_t], or u_t alone."""
     return np.concatenate([np.ones((len(u), 1)), u], axis=1) if constant else u
+
+
+def _state_basis(state: str, inputs: StackedInputs, u_mean: np.ndarray, u_scale: np.ndarray,
+                 constant: bool) -> np.ndarray:
+    """(N, 1 + d_u) or (N, d_u) v_t of ``inputs``: the day's state centred and scaled by the
+    training period's ``u_mean`` and ``u_scale``, with the constant when ``constant``."""
+    return _with_constant((state_values(state, inputs) - u_mean) / u_scale, constant)
+
+
+def _rows(inputs: StackedInputs, keep: np.ndarray) -> StackedInputs:
+    """The dates of ``inputs`` where ``keep`` (N,) holds."""
+    return StackedInputs(inputs.dates[keep], inputs.mu[keep],
+                         None if inputs.token is None else inputs.token[keep],
+                         inputs.chars[keep], inputs.market[keep],
+                         None if inputs.y is None else inputs.y[keep])
 
 
 def _centred(chars: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -212,28 +226,21 @@ def fit_stacked_read(state: str, inputs: StackedInputs,
     k = c.shape[2]
     xtx, xtr = _moments(v[early], c[early], r[early])
     n_early = float(labelled[early].sum())
-    if select is None:          # the training period's last years
-        held = ~early
-        mu_h, v_h, c_h, dates_h = inputs.mu[held], v[held], c[held], inputs.dates[held]
-        y_h = np.where(labelled[held], inputs.y[held], np.nan)
-    else:                       # the validation period
-        labelled_h = np.isfinite(select.y) & np.isfinite(select.mu)
-        mu_h, dates_h = select.mu, select.dates
-        v_h = _with_constant((state_values(state, select) - u_mean) / u_scale, constant)
-        c_h = _centred(select.chars, labelled_h)
-        y_h = np.where(labelled_h, select.y, np.nan)
-    holdout = {"none": _mean_rank_ic(mu_h, y_h, dates_h)}
-    best, best_ic, thetas = None, holdout["none"], {}
+    # the dates that judge each lambda: the training period's last years, or the validation
+    judge = _rows(inputs, ~early) if select is None else select
+    judged = np.isfinite(judge.y) & np.isfinite(judge.mu)
+    v_j = _state_basis(state, judge, u_mean, u_scale, constant)
+    c_j = _centred(judge.chars, judged)
+    y_j = np.where(judged, judge.y, np.nan)
+    holdout = {"none": _mean_rank_ic(judge.mu, y_j, judge.dates)}
+    best, best_ic, theta = None, holdout["none"], None
     for lam in lambdas:
-        thetas[lam] = _solve(xtx, xtr, n_early, lam, k)
-        ic = _mean_rank_ic(mu_h + _read(thetas[lam], v_h, c_h), y_h, dates_h)
+        candidate = _solve(xtx, xtr, n_early, lam, k)
+        ic = _mean_rank_ic(judge.mu + _read(candidate, v_j, c_j), y_j, judge.dates)
         holdout[f"{lam:g}"] = ic
         if ic > best_ic:
-            best, best_ic = lam, ic
-    theta = None
-    if best is not None and select is not None:
-        theta = thetas[best]                     # already fitted on the whole period
-    elif best is not None:
+            best, best_ic, theta = lam, ic, candidate
+    if best is not None and select is None:     # refitted on the held-out years too
         xtx, xtr = _moments(v, c, r)
         theta = _solve(xtx, xtr, float(labelled.sum()), best, k)
     log.info("stacked read %s: %s RankIC %s -> %s", state,
