@@ -148,6 +148,16 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
                          overrides=tuple(args.overrides))
 
 
+def check_cache_dir(args: argparse.Namespace) -> None:
+    """Refuse a --cache-dir that cannot be created or written, before any data is read or
+    model trained (the check leaves no folder behind). Only rank 0 checks under torchrun,
+    as for --out."""
+    from reports.io import check_writable_dir
+
+    if args.cache_dir and writes_outputs():
+        check_writable_dir(args.cache_dir, hint="choose another --cache-dir")
+
+
 def seeds(args: argparse.Namespace) -> tuple[int, ...]:
     """--seeds as given, else --seed alone."""
     return tuple(getattr(args, "seeds", None) or [args.seed])

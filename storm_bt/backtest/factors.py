@@ -199,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = common.run_folder(args, "factors")
+    common.check_cache_dir(args)
     result = run_factors(config, common.grid_settings(args))
     if not common.writes_outputs():
         return 0

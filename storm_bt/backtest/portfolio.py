@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
                            "per seed, --ensemble one book on the seeds' average)")
     config = config_from_args(args)
     out = common.run_folder(args, "portfolio")
+    common.check_cache_dir(args)
     if args.seeds:
         from storm_bt.experiments.data import load_experiment_data
         from storm_bt.experiments.portfolio import run_portfolio_seeds

@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     out = common.run_folder(args, "trading")
+    common.check_cache_dir(args)
     result = run_trading_table(config, common.grid_settings(args))
     if not common.writes_outputs():
         return 0

@@ -183,6 +183,21 @@ def test_unwritable_out_is_one_line(tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("command", ["portfolio", "factors", "trading"])
+def test_unwritable_cache_dir_is_one_line_before_any_fit(tmp_path, command):
+    """A --cache-dir that cannot be created is refused up front (it used to end in a
+    NotADirectoryError traceback from the checkpoint lock, after the data was read), and
+    neither --out nor the cache gets a folder."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "run"
+    result = _cli(command, *SLICE, "--out", str(out), "--cache-dir", str(blocker / "cache"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert str(blocker / "cache") in result.stderr and "--cache-dir" in result.stderr
+    assert blocker.read_text() == "not a folder" and not out.exists()
+
+
 def test_a_run_that_fails_while_writing_leaves_no_file(tmp_path, monkeypatch):
     import reports
 
@@ -440,7 +455,8 @@ def test_bad_input_is_refused_before_any_heavy_package_loads(tmp_path):
              ["factors", "--tickers", "NOPE"],
              ["factors", "--train-start", "2017-06-01"],
              ["trading", "--tickers", "NOPE"],
-             ["trading", "--train-start", "2017-06-01"]]
+             ["trading", "--train-start", "2017-06-01"],
+             ["factors", "--cache-dir", str(bad / "cache")]]
     code = ("import sys, io, contextlib, json\n"
             "from storm_bt.backtest.cli import main\n"
             "codes = []\n"

@@ -36,3 +36,46 @@ def test_concurrent_processes_train_a_key_once_and_share_it(tmp_path):
     assert len({out.strip() for out, _ in outputs}) == 1  # everyone predicts the same
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
     assert not list((tmp_path / "cache").glob("*.tmp"))
+
+
+def test_atomic_writes_get_the_modes_of_any_new_file_and_leave_no_temporary(tmp_path):
+    """A checkpoint or a read written under umask 022 is 0644 (readable by a team sharing
+    the cache, or by workers running as another user), not mkstemp's 0600; a failed write
+    leaves the old file and no temporary behind."""
+    import os
+    import stat
+
+    from storm_bt.models.neural.checkpoint import write_atomic
+
+    path = tmp_path / "cache" / "storm-x.pt"
+    old = os.umask(0o022)
+    try:
+        write_atomic(path, lambda f: f.write(b"first"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        os.umask(0o077)
+        write_atomic(path, lambda f: f.write(b"second"))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+    def fails(f):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, fails)
+    assert path.read_bytes() == b"second"
+    assert [p.name for p in path.parent.iterdir()] == ["storm-x.pt"]
+
+
+def test_a_cache_folder_that_cannot_be_made_is_a_user_error(tmp_path):
+    """Library users (no CLI check in front) get a StormBtError naming the folder and the
+    setting to change, not a NotADirectoryError from the lock file."""
+    from storm_bt.errors import StormBtError
+    from storm_bt.models.neural.checkpoint import key_lock
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(StormBtError, match=r"checkpoint cache .*a_file/cache.*cache_dir"):
+        with key_lock(blocker / "cache" / "lstm-x.pt"):
+            pass

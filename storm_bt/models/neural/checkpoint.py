@@ -22,7 +22,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import BinaryIO, Callable, Mapping
 
@@ -86,10 +86,16 @@ def versions() -> dict:
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """``write(f)`` into a temporary file beside ``path``, then an atomic rename: a reader
-    sees the old file or the whole new one, never part of it."""
+    """``write(f)`` into a temporary file beside ``path``, flushed to disk, then an atomic
+    rename: a reader sees the old file or the whole new one, never part of it.
+
+    The file gets the permissions of any new file (0666 less the process's umask), so a
+    cache shared by a team or by workers running as other users stays readable;
+    ``tempfile.mkstemp`` would make it 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -119,8 +125,15 @@ def key_lock(path: Path | None):
         return
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
+    lock = path.with_name(path.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")
+    except OSError as exc:
+        raise StormBtError(f"cannot write to the checkpoint cache {path.parent}: "
+                           f"{(exc.strerror or str(exc)).lower()}; choose another cache_dir "
+                           "(--cache-dir)") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
