@@ -102,6 +102,19 @@ def retained_heap() -> Iterator[None]:
         libc.malloc_trim(0)
 
 
+def checked_seeds(seeds, flag: str = "--seeds") -> tuple[int, ...]:
+    """``seeds`` without repeats, in their order, each checked to be an integer in
+    [0, 2^32): numpy's and LightGBM's seeds take no other (a negative seed ended in a
+    numpy traceback), and a repeated seed would count one fit twice in a mean ± se."""
+    seeds = tuple(dict.fromkeys(seeds))
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, (int, np.integer))
+           or not 0 <= s < 2 ** 32]
+    if not seeds or bad:
+        shown = " ".join(map(str, bad or seeds)) or "(none)"
+        raise StormBtError(f"{flag} {shown}: seeds are integers from 0 to 4294967295")
+    return tuple(int(s) for s in seeds)
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (when it is loaded; its vector maths prepared by
     `prepare_vector_maths`); cuDNN picks deterministic kernels."""

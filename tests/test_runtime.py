@@ -89,3 +89,17 @@ def test_retained_heap_sets_and_releases_glibc_parameters(monkeypatch):
         assert calls == list(runtime._RETAINED.items())
         raise RuntimeError("the block fails")
     assert calls[len(runtime._RETAINED):] == list(runtime._RELEASED.items()) + [("trim", 0)]
+
+
+def test_checked_seeds_keeps_order_drops_repeats_and_refuses_what_numpy_cannot_seed():
+    import numpy as np
+    import pytest
+
+    from storm_bt.errors import StormBtError
+    from storm_bt.runtime import checked_seeds
+
+    assert checked_seeds([3, 1, 3, np.int64(2)]) == (3, 1, 2)
+    assert checked_seeds([0, 2 ** 32 - 1]) == (0, 2 ** 32 - 1)
+    for bad in ([-1], [2 ** 32], [1.5], [True], []):
+        with pytest.raises(StormBtError, match="--seeds .*seeds are integers from 0 to"):
+            checked_seeds(bad)

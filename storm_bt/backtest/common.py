@@ -138,6 +138,8 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
     from storm_bt.runtime import available_cores
 
     jobs = getattr(args, "jobs", 1)
+    if jobs < 1:  # refused here too, where --jobs is not used (a single book)
+        raise StormBtError(f"--jobs {jobs}: use at least 1")
     threads = args.threads
     if threads is None:
         threads = max(1, min(2, available_cores() // max(1, jobs)))

@@ -43,6 +43,7 @@ from storm_bt.errors import StormBtError
 from storm_bt.experiments.data import DataConfig
 from storm_bt.experiments.walkforward import check_refits
 from storm_bt.models.registry import MODEL_NAMES, ModelSettings, model_spec
+from storm_bt.runtime import checked_seeds
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,7 @@ class FactorsConfig:
             model_spec(name, flag="--models")
         object.__setattr__(self, "models", tuple(dict.fromkeys(self.models)))
         self.model_settings.check_models(self.models)
-        if not self.seeds:
-            raise StormBtError("--seeds: give at least one seed")
-        object.__setattr__(self, "seeds", tuple(dict.fromkeys(int(s) for s in self.seeds)))
+        object.__setattr__(self, "seeds", checked_seeds(self.seeds))
         if self.quantiles < 2:
             raise StormBtError(f"--quantiles {self.quantiles}: use at least 2")
 

@@ -32,6 +32,7 @@ from storm_bt.errors import StormBtError
 from storm_bt.experiments.data import DataConfig
 from storm_bt.experiments.walkforward import check_refits
 from storm_bt.models.registry import DEFAULT_MODEL, ModelSettings, model_spec
+from storm_bt.runtime import checked_seeds
 from storm_bt.units import bps_to_fraction
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,9 @@ class PortfolioConfig:
         model_spec(self.model)
         self.model_settings.check_models([self.model])
         check_refits(self.refit_every, self.train_window)
-        object.__setattr__(self, "ensemble", tuple(dict.fromkeys(int(s) for s in self.ensemble)))
+        checked_seeds([self.seed], "--seed")
+        if self.ensemble:
+            object.__setattr__(self, "ensemble", checked_seeds(self.ensemble, "--ensemble"))
         if len(self.ensemble) == 1:
             raise StormBtError(f"--ensemble {self.ensemble[0]}: an ensemble needs at least two "
                                f"seeds (for one fit use --seed)")
@@ -363,10 +366,8 @@ def run_portfolio_seeds(config: PortfolioConfig, seeds: tuple[int, ...],
 
     from storm_bt.experiments.grid import GridSettings, Task, run_grid
 
-    if not seeds:
-        raise StormBtError("--seeds: give at least one seed")
     tasks = [Task(f"{config.model} seed {s}", _portfolio_task, replace(config, seed=s))
-             for s in dict.fromkeys(seeds)]
+             for s in checked_seeds(seeds)]
     return run_grid(tasks, grid or GridSettings(), desc="portfolio seeds")
 
 

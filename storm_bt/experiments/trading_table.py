@@ -59,6 +59,7 @@ from storm_bt.errors import StormBtError
 from storm_bt.experiments.data import DataConfig
 from storm_bt.features.dataset import Split
 from storm_bt.models.registry import ModelSettings
+from storm_bt.runtime import checked_seeds
 from storm_bt.trading.account import FILLS
 from storm_bt.trading.rows import (PAPER_TICKERS, PRICE_AGENTS, TABLE_MODELS, TIMESTEPS)
 from storm_bt.units import bps_to_fraction
@@ -120,11 +121,7 @@ class TradingTableConfig:
         object.__setattr__(self, "models", models)
         from storm_bt.models.registry import MODELS
         self.model_settings.check_models([m for m in models if m in MODELS])
-        seeds = tuple(dict.fromkeys(self.seeds))
-        if not seeds or not all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds):
-            raise StormBtError(f"--seeds {' '.join(map(str, self.seeds))}: give one or more "
-                               "integers in [0, 2^32)")
-        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "seeds", checked_seeds(self.seeds))
         if self.universe is not None:
             if not self.universe:
                 raise StormBtError("--universe: give at least one ticker (or leave it out)")

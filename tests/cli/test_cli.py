@@ -456,7 +456,12 @@ def test_bad_input_is_refused_before_any_heavy_package_loads(tmp_path):
              ["factors", "--train-start", "2017-06-01"],
              ["trading", "--tickers", "NOPE"],
              ["trading", "--train-start", "2017-06-01"],
-             ["factors", "--cache-dir", str(bad / "cache")]]
+             ["factors", "--cache-dir", str(bad / "cache")],
+             ["portfolio", "--jobs", "0"],
+             ["portfolio", "--seed", "-2"],
+             ["portfolio", "--seeds", "1", "-1"],
+             ["factors", "--seeds", "-1"],
+             ["trading", "--seeds", "4294967296"]]
     code = ("import sys, io, contextlib, json\n"
             "from storm_bt.backtest.cli import main\n"
             "codes = []\n"
