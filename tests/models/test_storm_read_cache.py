@@ -90,3 +90,39 @@ def test_a_bad_or_unwritable_read_file_costs_a_refit_and_a_warning(tmp_path, cap
     with caplog.at_level(logging.WARNING):
         assert not save_read(blocked / "x.read-0.json", first.stacked)
     assert "stacked read not cached" in caplog.text
+
+
+
+def test_the_read_key_hashes_characteristics_in_blocks_as_one_float64_copy_would():
+    """`read_key` digests the characteristics a block of rows at a time; its key equals
+    the one of the earlier digest of a single float64 copy (cached reads keep their keys),
+    for float32, float64, non-contiguous and one-row input; any changed value changes it."""
+    import hashlib
+    import json
+
+    from storm_bt.models.storm import read_cache
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+    def single_copy_key(chars):
+        digest = hashlib.sha256()
+        digest.update(str(chars.shape).encode())
+        digest.update(np.ascontiguousarray(chars, dtype=np.float64).tobytes())
+        fields = {"format": read_cache.READ_FORMAT, "network": "k",
+                  "weights": read_cache.weights_digest(net), "characteristics": digest.hexdigest(),
+                  "state": "market", "constant": True,
+                  "lambdas": [float(x) for x in read_cache.LAMBDAS],
+                  "holdout_years": int(read_cache.HOLDOUT_YEARS)}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+    net = Net()
+    base = np.random.default_rng(0).normal(size=(3000, 40, 12)).astype(np.float32)
+    assert base.nbytes * 2 > 1 << 23  # hashed in several blocks
+    for chars in (base, base.astype(np.float64), base[::2, :, 1::2], base[:1]):
+        assert read_key("k", net, chars, "market", True) == single_copy_key(chars)
+    changed = base.copy()
+    changed[-1, -1, -1] += 1e-3
+    assert read_key("k", net, changed, "market", True) != read_key("k", net, base, "market", True)
