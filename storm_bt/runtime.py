@@ -27,6 +27,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import platform
 import random
 import sys
 from typing import Iterator
@@ -100,6 +101,29 @@ def retained_heap() -> Iterator[None]:
         for param, value in _RELEASED.items():
             libc.mallopt(param, value)
         libc.malloc_trim(0)
+
+
+def machine_description() -> dict[str, str | int | None]:
+    """The machine a run's numbers came from: the CPU model, its logical cores, the OS and,
+    when torch is loaded, the vector instructions its kernels use (e.g. AVX2, AVX512) and
+    the GPU. Trained weights depend on these: the same seed, data and code trained on two
+    CPUs gives two different networks (float32 kernels round differently), while one
+    machine reruns a seed bit for bit."""
+    cpu = platform.processor() or None
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info
+                        if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    machine: dict[str, str | int | None] = {"cpu": cpu, "logical_cores": os.cpu_count(),
+                                             "platform": platform.platform()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        machine["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        machine["gpu"] = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                          else None)
+    return machine
 
 
 def checked_seeds(seeds, flag: str = "--seeds") -> tuple[int, ...]:

@@ -103,3 +103,16 @@ def test_checked_seeds_keeps_order_drops_repeats_and_refuses_what_numpy_cannot_s
     for bad in ([-1], [2 ** 32], [1.5], [True], []):
         with pytest.raises(StormBtError, match="--seeds .*seeds are integers from 0 to"):
             checked_seeds(bad)
+
+
+def test_the_machine_is_described_with_the_kernels_torch_uses():
+    """A run records its CPU, cores and, with torch loaded, torch's vector instruction set
+    (the weights a seed trains to depend on it) and the GPU (None on a CPU machine)."""
+    import torch
+
+    from storm_bt.experiments.record import machine_description
+
+    machine = machine_description()
+    assert machine["cpu"] and machine["logical_cores"] >= 1 and machine["platform"]
+    assert machine["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "gpu" in machine

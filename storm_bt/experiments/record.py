@@ -1,5 +1,6 @@
-"""The run record written as config.json: the config, the data fingerprint, the split and
-the package versions, everything needed to rerun an experiment and to know what it ran on."""
+"""The run record written as config.json: the config, the data fingerprint, the split, the
+package versions and the machine, everything needed to rerun an experiment and to know what
+it ran on."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -10,6 +11,7 @@ from dataclasses import asdict, is_dataclass
 
 from storm_bt.data import Panel
 from storm_bt.features.dataset import Split
+from storm_bt.runtime import machine_description
 from storm_bt.trees import plain
 
 #: Packages whose versions are recorded with every run.
@@ -65,6 +67,7 @@ def run_record(command: str, config, panel: Panel, split: Split, **extra) -> dic
         "data": panel.describe(),
         "split": split.describe(),
         "versions": package_versions(),
+        "machine": machine_description(),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
         **extra,
     }

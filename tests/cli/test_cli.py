@@ -73,6 +73,7 @@ def test_portfolio_run_writes_every_output(tmp_path):
     assert (weights["weight"] <= 0.2 + 1e-6).all() and (weights["weight"] > 0.1 + 1e-3).any()
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["fingerprint"] and config["versions"]["torch"]
+    assert config["machine"]["cpu"] and config["machine"]["logical_cores"] >= 1
     assert config["config"]["model"] == "lightgbm"
     html = (out / "tearsheet.html").read_text()
     assert "Sharpe" in html and "Drawdown" in html

@@ -139,6 +139,7 @@ def test_a_checkpoint_loads_with_weights_only(fitted, data, split, tmp_path):
     assert payload["data"]["tickers"] == list(data.tickers)
     assert set(payload["state_dict"]) == set(fitted.model.state_dict())
     assert {"torch", "numpy", "storm_bt"} <= set(payload["versions"])
+    assert payload["machine"]["cpu"] and payload["machine"]["torch_cpu_capability"]
 
 
 def test_a_corrupt_cached_checkpoint_is_retrained(data, split, tmp_path):

@@ -2,8 +2,8 @@
 
 A trained model is saved as a plain dict
 
-    {format, key, model_name, model_config, train_config, data, dims, versions, train_log,
-     state_dict}
+    {format, key, model_name, model_config, train_config, data, dims, versions, machine,
+     train_log, state_dict}
 
 with ``torch.save`` (written to a temporary file, then ``os.replace``: a reader never sees
 half a file) and read back with ``torch.load(..., weights_only=True)``, so every field is a

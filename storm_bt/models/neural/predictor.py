@@ -32,7 +32,7 @@ from storm_bt.models.neural.training import (
     train_identity, train_model,
 )
 from storm_bt.models.neural.distributed import is_main_process, world_size
-from storm_bt.runtime import resolve_device, seed_everything, torch_threads
+from storm_bt.runtime import machine_description, resolve_device, seed_everything, torch_threads
 from storm_bt.trees import ABSENT, differences, lookup, plain, short
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,7 @@ class TorchPredictor(Predictor):
             **expected,
             "train_config": self.train_config.as_dict(),
             "versions": versions(),
+            "machine": machine_description(),
             "saved_at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
             "train_log": result.as_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
