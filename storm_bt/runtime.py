@@ -106,7 +106,7 @@ def retained_heap() -> Iterator[None]:
 def machine_description() -> dict[str, str | int | None]:
     """The machine a run's numbers came from: the CPU model, its logical cores, the OS and,
     when torch is loaded, the vector instructions its kernels use (e.g. AVX2, AVX512) and
-    the GPU. Trained weights depend on these: the same seed, data and code trained on two
+    the GPU it used (None when it used none). Trained weights depend on these: the same seed, data and code trained on two
     CPUs gives two different networks (float32 kernels round differently), while one
     machine reruns a seed bit for bit."""
     cpu = platform.processor() or None
@@ -121,8 +121,9 @@ def machine_description() -> dict[str, str | int | None]:
     torch = sys.modules.get("torch")
     if torch is not None:
         machine["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-        machine["gpu"] = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
-                          else None)
+        # the GPU the process used: asking an unused CUDA would start it (seconds, memory)
+        machine["gpu"] = (torch.cuda.get_device_name(torch.cuda.current_device())
+                          if torch.cuda.is_initialized() else None)
     return machine
 
 
