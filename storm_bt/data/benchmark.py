@@ -54,14 +54,27 @@ def load_benchmark(spec: str, panel: Panel) -> pd.Series:
     if rows.empty:
         raise StormBtError(f"{path}: no rows for ticker {ticker!r} "
                            f"(tickers: {', '.join(map(str, frame['ticker'].unique()[:10]))})")
+    if "adj_close" not in rows and "close" not in rows:
+        raise StormBtError(f"{path}: missing column 'adj_close' (or 'close'); a benchmark file "
+                           "is long: date,ticker,adj_close")
     price_col = "adj_close" if "adj_close" in rows and rows["adj_close"].notna().all() else "close"
-    prices = pd.Series(rows[price_col].to_numpy(float), index=pd.DatetimeIndex(rows["date"]))
+    if price_col not in rows:
+        raise StormBtError(f"{path}: {ticker} has empty adj_close and no close column; fill "
+                           "adj_close or add close")
+    values = pd.to_numeric(rows[price_col], errors="coerce")
+    bad = ~(values > 0).to_numpy()   # not a number, missing, zero or negative
+    if bad.any():
+        i = int(bad.argmax())
+        where = (f"row {rows.index[i]}" if path.name.endswith(".parquet")
+                 else f"line {rows.index[i] + 2}")
+        raise StormBtError(f"{path}: {where}: {price_col} '{rows[price_col].iloc[i]}' for {ticker} "
+                           f"on {rows['date'].iloc[i].date()} is not a positive price; fix or drop "
+                           "the row")
+    prices = pd.Series(values.to_numpy(float), index=pd.DatetimeIndex(rows["date"]))
     prices = prices.sort_index()
     if prices.index.has_duplicates:
         day = prices.index[prices.index.duplicated()][0]
         raise StormBtError(f"{path}: two rows for {ticker} on {day.date()}; keep one per date")
-    if not (prices > 0).all():
-        raise StormBtError(f"{path}: non-positive or missing {price_col} for {ticker}")
     on_calendar = prices.reindex(panel.dates)
     if on_calendar.isna().all():
         raise StormBtError(f"{path}:{ticker} covers {prices.index.min().date()}.."

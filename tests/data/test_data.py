@@ -168,3 +168,23 @@ def test_benchmark_file_in_day_first_dates_and_shuffled(tmp_path, shared_data_di
     pd.concat([spy, spy.iloc[[3]]]).to_csv(tmp_path / "dup.csv", index=False)
     with pytest.raises(StormBtError, match=rf"dup.csv: two rows for SPY on {spy.date.iloc[3]}"):
         load_benchmark(str(tmp_path / "dup.csv"), dj30_panel)
+
+
+@pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ("-1.5", "'-1.5'"), ("0", "'0'"),
+                                          ("", "'nan'")])
+def test_a_bad_benchmark_price_names_its_line_and_value(tmp_path, embedded_panel, value, shown):
+    """A benchmark file's price that is not a positive number is refused with its line,
+    value, ticker and date (a non-numeric one used to end in a ValueError traceback)."""
+    days = embedded_panel.dates[100:104].strftime("%Y-%m-%d")
+    lines = ["date,ticker,close"] + [f"{d},IDX,{100 + k}" for k, d in enumerate(days)]
+    path = tmp_path / "bench.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert load_benchmark(f"{path}:IDX", embedded_panel).notna().sum() == 3
+    lines[3] = f"{days[2]},IDX,{value}"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(StormBtError, match=rf"bench.csv: line 4: close {shown} for IDX on "
+                                           rf"{days[2]} is not a positive price"):
+        load_benchmark(f"{path}:IDX", embedded_panel)
+    path.write_text("date,ticker,price\n" + f"{days[0]},IDX,1\n")
+    with pytest.raises(StormBtError, match="missing column 'adj_close' \\(or 'close'\\)"):
+        load_benchmark(f"{path}:IDX", embedded_panel)
