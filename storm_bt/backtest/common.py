@@ -134,12 +134,10 @@ def data_config(args: argparse.Namespace) -> DataConfig:
 
 def model_settings(args: argparse.Namespace) -> ModelSettings:
     """The model flags; threads default to 2, or fewer so that jobs x threads fits the cores."""
-    from storm_bt.experiments.grid import plan_threads
+    from storm_bt.experiments.grid import GridSettings, plan_threads
     from storm_bt.runtime import available_cores
 
-    jobs = getattr(args, "jobs", 1)
-    if jobs < 1:  # refused here too, where --jobs is not used (a single book)
-        raise StormBtError(f"--jobs {jobs}: use at least 1")
+    jobs = GridSettings(jobs=getattr(args, "jobs", 1)).jobs   # its check, also for a single book
     threads = args.threads
     if threads is None:
         threads = max(1, min(2, available_cores() // max(1, jobs)))
