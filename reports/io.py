@@ -94,13 +94,25 @@ def check_writable_dir(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Pat
                 folder.rmdir()
 
 
+def _flush_to_disk(path: Path) -> None:
+    """fsync the closed file `path`, so its bytes reach the disk before it is renamed."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success move it onto `path`.
+    """Yield a temporary path beside `path`; on success flush it to disk and move it onto
+    `path`.
 
     The temporary name keeps the destination's suffix (writers such as matplotlib read the
-    format from it). If the body raises, the temporary file is removed and the exception
-    propagates; the destination is untouched.
+    format from it). The file is fsynced before the rename, as the checkpoint writer does, so
+    after a power cut the destination holds the old file or the whole new one, whichever
+    writer (pandas, matplotlib, quantstats) filled it. If the body raises, the temporary file
+    is removed and the exception propagates; the destination is untouched.
 
     Example::
 
@@ -121,6 +133,7 @@ def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator
     if not tmp.exists():
         raise RuntimeError(f"nothing was written for {dest}")
     try:
+        _flush_to_disk(tmp)
         os.replace(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -161,8 +174,6 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     with atomic_output(path) as tmp:
         with open(tmp, "w", encoding=encoding, newline="") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
     return Path(path)
 
 

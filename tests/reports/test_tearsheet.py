@@ -138,6 +138,25 @@ def test_atomic_json_sorts_keys_and_writes_nan_as_null(tmp_path):
     assert json.loads(text) == {"a": [1, None], "b": None, "d": "2022-01-03T00:00:00"}
 
 
+def test_every_atomic_output_reaches_the_disk_before_its_rename(tmp_path, monkeypatch):
+    """CSV, text and JSON outputs are fsynced as temporary files, then renamed: after a
+    power cut a destination holds the old file or the whole new one."""
+    import reports.io as io
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(io.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(
+        f"/proc/self/fd/{fd}"))), real_fsync(fd)))
+    monkeypatch.setattr(io.os, "replace", lambda a, b: (events.append(("replace", str(a))),
+                                                        real_replace(a, b)))
+    atomic_write_csv(pd.DataFrame({"r": [0.1]}), tmp_path / "f.csv")
+    atomic_write_text(tmp_path / "t.md", "x")
+    atomic_write_json({"a": 1}, tmp_path / "m.json")
+    assert [kind for kind, _ in events] == ["fsync", "replace"] * 3
+    for (_, synced), (_, renamed) in zip(events[::2], events[1::2]):
+        assert synced == renamed and ".tmp" in renamed
+
+
 def test_atomic_text_and_csv_replace_the_old_file(tmp_path):
     path = tmp_path / "x.txt"
     atomic_write_text(path, "one")
