@@ -159,8 +159,12 @@ def check_cache_dir(args: argparse.Namespace) -> None:
 
 
 def seeds(args: argparse.Namespace) -> tuple[int, ...]:
-    """--seeds as given, else --seed alone."""
-    return tuple(getattr(args, "seeds", None) or [args.seed])
+    """--seeds as given, else --seed alone; checked, so a refusal names the flag given."""
+    from storm_bt.runtime import checked_seeds
+
+    if getattr(args, "seeds", None):
+        return checked_seeds(args.seeds, "--seeds")
+    return checked_seeds([args.seed], "--seed")
 
 
 def recorded_config(path: str, command: str) -> dict:

@@ -462,7 +462,8 @@ def test_bad_input_is_refused_before_any_heavy_package_loads(tmp_path):
              ["portfolio", "--seed", "-2"],
              ["portfolio", "--seeds", "1", "-1"],
              ["factors", "--seeds", "-1"],
-             ["trading", "--seeds", "4294967296"]]
+             ["trading", "--seeds", "4294967296"],
+             ["trading", "--seed", "-3"]]
     code = ("import sys, io, contextlib, json\n"
             "from storm_bt.backtest.cli import main\n"
             "codes = []\n"
@@ -481,6 +482,7 @@ def test_bad_input_is_refused_before_any_heavy_package_loads(tmp_path):
     codes, heavy = json.loads(result.stdout.strip().splitlines()[-1])
     for argv, (code, err) in zip(cases, codes):
         assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (argv, err)
+    assert codes[-1][1].startswith("error: --seed -3:"), "the refusal names the flag given"
     assert heavy == [], f"input checks imported {heavy}"
 
 
