@@ -71,8 +71,10 @@ def plan_threads(jobs: int, threads: int | None, cores: int | None = None) -> in
     """Torch threads per task: the user's choice, else cores // jobs (at least 1).
 
     Logs a warning when jobs x threads exceeds the cores (each job then runs many times
-    slower), and the plan either way.
+    slower), and the plan either way; refuses fewer than 1 thread before logging a plan.
     """
+    if threads is not None and threads < 1:
+        raise StormBtError(f"--threads {threads}: use at least 1 thread")
     cores = cores or available_cores()
     chosen = threads if threads is not None else max(1, cores // max(1, jobs))
     if jobs * chosen > cores:

@@ -55,6 +55,13 @@ def test_threads_fit_the_cores_unless_asked(caplog):
     assert "oversubscribed" in caplog.text
 
 
+def test_no_thread_plan_is_logged_for_zero_threads(caplog):
+    with caplog.at_level(logging.INFO, logger="storm_bt.experiments.grid"), \
+            pytest.raises(StormBtError, match="--threads 0: use at least 1 thread"):
+        plan_threads(jobs=1, threads=0, cores=2)
+    assert caplog.records == []
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(backend="dask"), "--backend 'dask'"),
     (dict(jobs=0), "--jobs 0"),
