@@ -2,6 +2,8 @@
 FactorVAE's posterior/prior maths, and one fit each through the shared loop."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from storm_bt.models.neural.batch import make_batch
 from storm_bt.models.baselines.factorvae import FactorVAE, FactorVAEConfig, FactorVAEPredictor, gaussian_kl
 from storm_bt.models.baselines.lstm import LSTMConfig, LSTMModel, LSTMPredictor
 from storm_bt.models.neural.predictor import DataDims
+from storm_bt.models.registry import model_spec
 from storm_bt.models.baselines.transformer import TemporalTransformer, TransformerConfig, TransformerPredictor
 from planted import planted_feature_set, planted_split
 
@@ -109,3 +112,20 @@ def test_unknown_settings_and_presets_are_user_errors():
         LSTMPredictor(hiden=3)
     with pytest.raises(StormBtError, match="unknown preset 'huge'"):
         TransformerPredictor(preset="huge")
+
+
+@pytest.mark.parametrize("name, setting, needle", [
+    ("lstm", dict(hidden=0), "LSTMConfig.hidden=0: must be >= 1"),
+    ("lstm", dict(dropout=1.5), "LSTMConfig.dropout=1.5"),
+    ("transformer", dict(d_model=30, heads=4), "TransformerConfig.d_model=30: must be divisible"),
+    ("transformer", dict(layers=0), "TransformerConfig.layers=0"),
+    ("factorvae", dict(n_factors=0), "FactorVAEConfig.n_factors=0"),
+    ("factorvae", dict(kl_weight=-1.0), "FactorVAEConfig.kl_weight=-1.0"),
+    ("factorvae", dict(recon="l1"), "FactorVAEConfig.recon='l1'")])
+def test_a_baseline_setting_out_of_range_is_refused_when_the_model_is_built(name, setting,
+                                                                            needle):
+    """Before, each was accepted and ended in a torch error (or an unknown loss) at fit time,
+    after the data had loaded; `--set` now refuses it before any data is read."""
+    cls = model_spec(name).load()
+    with pytest.raises(StormBtError, match=re.escape(needle)):
+        cls(preset="tiny", cache_dir=None, **setting)

@@ -267,6 +267,13 @@ def test_wrong_batch_shape_and_bad_config_raise_our_error():
         replace(TINY, ts_patch=7)
     with pytest.raises(StormBtError, match="diversity"):
         replace(TINY, diversity="other")
+    # each of these trained on (a negative weight rewards the loss it weighs) or ended in
+    # a torch traceback (a negative width)
+    for setting in (dict(commit_weight=-1.0), dict(ic_weight=float("nan")), dict(code_dim=-4),
+                    dict(diversity_temperature=0.0), dict(clip_temperature=float("inf"))):
+        name = next(iter(setting))
+        with pytest.raises(StormBtError, match=f"StormConfig.{name}="):
+            replace(TINY, **setting)
 
 
 def test_cs_zscore_labels_make_the_loss_invariant_to_return_scale():

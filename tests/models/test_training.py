@@ -1,6 +1,7 @@
 """The shared torch training loop and `TorchPredictor`: learning, seeds, cache, no look-ahead."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -476,3 +477,16 @@ def test_valid_stocks_scores_validation_on_a_fixed_seeded_subset(data, split):
     assert result.epochs[0].valid_rank_ic == pytest.approx(np.mean(rho), abs=1e-9)
     everyone = [spearmanr(data.features[e, :, 5], data.labels[e]).statistic for e in ends]
     assert result.epochs[0].valid_rank_ic != pytest.approx(np.mean(everyone), abs=1e-6)
+
+
+@pytest.mark.parametrize("setting, needle", [
+    (dict(lr=-1.0), "lr=-1.0"), (dict(lr=float("nan")), "lr=nan"), (dict(eps=0.0), "eps=0.0"),
+    (dict(weight_decay=-1.0), "weight_decay=-1.0"), (dict(betas=(0.9, 1.5)), "betas"),
+    (dict(betas=(0.9,)), "betas"), (dict(grad_clip=-1.0), "grad_clip=-1.0"),
+    (dict(patience=-1), "patience=-1"), (dict(max_train_samples=0), "max_train_samples=0"),
+    (dict(num_threads=0), "num_threads=0")])
+def test_optimiser_settings_torch_would_refuse_mid_run_are_refused_at_once(setting, needle):
+    """Each of these reached torch's optimiser (a ValueError traceback after the data had
+    loaded) or was silently read as its default (max_train_samples=0, grad_clip<0)."""
+    with pytest.raises(StormBtError, match=re.escape(needle)):
+        TrainConfig(**setting)

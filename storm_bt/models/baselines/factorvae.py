@@ -26,6 +26,7 @@ import torch.nn.functional as fn
 from torch import nn
 
 from storm_bt.models.neural.batch import Batch
+from storm_bt.models.neural import config_checks as checks
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
 from storm_bt.models.neural.training import PRESET_SAMPLING, TrainConfig
 from storm_bt.models.neural.targets import masked_mse, per_stock_sequences, regression_target
@@ -44,6 +45,11 @@ class FactorVAEConfig:
     #: "nll" (Gaussian negative log-likelihood, the paper) or "mse" (on the decoder mean)
     recon: str = "nll"
     zscore_labels: bool = True
+
+    def __post_init__(self) -> None:
+        checks.at_least(self, 1, "history", "hidden", "n_factors", "n_portfolios")
+        checks.not_negative(self, "kl_weight")
+        checks.one_of(self, "recon", ("nll", "mse"))
 
 
 TINY = FactorVAEConfig(history=32, hidden=32, n_factors=4, n_portfolios=8)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from storm_bt.models.neural import config_checks as checks
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
 from storm_bt.models.neural.training import PRESET_SAMPLING, TrainConfig
 from storm_bt.models.neural.targets import ReturnRegressor, per_stock_sequences
@@ -28,6 +29,10 @@ class LSTMConfig:
     dropout: float = 0.0
     #: fit the day's cross-sectional z-score of the label instead of the raw return
     zscore_labels: bool = True
+
+    def __post_init__(self) -> None:
+        checks.at_least(self, 1, "history", "hidden", "layers")
+        checks.dropout_rate(self, "dropout")
 
 
 TINY = LSTMConfig(history=32, hidden=32, layers=1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from storm_bt.models.neural import config_checks as checks
 from storm_bt.models.neural.predictor import DataDims, PresetTorchPredictor
 from storm_bt.models.neural.training import PRESET_SAMPLING, TrainConfig
 from storm_bt.models.neural.targets import ReturnRegressor, per_stock_sequences
@@ -29,6 +30,11 @@ class TransformerConfig:
     mlp_ratio: int = 4
     dropout: float = 0.1
     zscore_labels: bool = True
+
+    def __post_init__(self) -> None:
+        checks.at_least(self, 1, "history", "d_model", "heads", "layers", "mlp_ratio")
+        checks.divisible(self, "d_model", "heads")
+        checks.dropout_rate(self, "dropout")
 
 
 TINY = TransformerConfig(history=32, d_model=32, heads=2, layers=1)

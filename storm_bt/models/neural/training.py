@@ -95,7 +95,7 @@ class TrainConfig:
     warmup_frac: float = 0.1
     #: global gradient-norm clip; None or 0 disables it
     grad_clip: float | None = 1.0
-    #: epochs without a better valid RankIC before stopping; None trains every epoch
+    #: epochs without a better valid RankIC before stopping; None (or 0) trains every epoch
     patience: int | None = 5
     seed: int = 1337
     #: a seeded random subset of the training windows above this many (None: all)
@@ -142,6 +142,26 @@ class TrainConfig:
                                "days")
         if self.device not in ("auto", "cpu", "cuda"):
             raise StormBtError(f"device={self.device!r}: use 'auto', 'cpu' or 'cuda'")
+        for name in ("lr", "eps"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise StormBtError(f"{name}={getattr(self, name)}: use a finite number > 0")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise StormBtError(f"weight_decay={self.weight_decay}: use a finite number >= 0")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise StormBtError(f"betas={tuple(self.betas)}: use two numbers in [0, 1), e.g. "
+                               "(0.9, 0.95)")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip)
+                                               and self.grad_clip >= 0):
+            raise StormBtError(f"grad_clip={self.grad_clip}: use a finite norm >= 0 (None or "
+                               "0: no clipping)")
+        if self.patience is not None and self.patience < 0:
+            raise StormBtError(f"patience={self.patience}: use 1 or more epochs (None or 0: "
+                               "train every epoch)")
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            raise StormBtError(f"max_train_samples={self.max_train_samples}: use 1 or more "
+                               "windows, or None for all")
+        if self.num_threads < 1:
+            raise StormBtError(f"num_threads={self.num_threads}: use at least 1 thread")
 
     def as_dict(self) -> dict:
         """Plain types only (stored in checkpoints loaded with ``weights_only=True``)."""

@@ -18,10 +18,12 @@ Presets are frozen instances: derive variants with `dataclasses.replace` or `wit
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from storm_bt.data.panel import PRICE_FIELDS
 from storm_bt.errors import StormBtError
+from storm_bt.models.neural import config_checks as checks
 from storm_bt.features.characteristics import CHARACTERISTIC_NAMES
 
 _CHOICES = {
@@ -201,12 +203,18 @@ class StormConfig:
             if getattr(self, name) not in allowed:
                 raise StormBtError(f"StormConfig.{name}={getattr(self, name)!r}: "
                                    f"choose one of {', '.join(allowed)}")
-        positive = ("n_stocks", "n_features", "n_price", "history", "ts_patch", "d_model",
-                    "enc_depth", "dec_depth", "n_heads", "codebook_size", "prior_heads",
-                    "fusion_depth", "cs_factor_pool")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise StormBtError(f"StormConfig.{name}={getattr(self, name)}: must be >= 1")
+        checks.at_least(self, 1, "n_stocks", "n_features", "n_price", "history", "ts_patch",
+                        "d_model", "enc_depth", "dec_depth", "n_heads", "codebook_size",
+                        "prior_heads", "fusion_depth", "cs_factor_pool")
+        checks.not_negative(self, "code_dim", "cs_stem", "factor_hidden", "dead_code_threshold",
+                            "dead_code_idle_steps", "commit_weight", "diversity_weight",
+                            "orth_weight", "codebook_weight", "clip_weight", "recon_weight",
+                            "recon_cs_scale", "kl_weight", "ret_weight", "pred_weight",
+                            "ic_weight", "price_weight")
+        checks.positive(self, "mlp_ratio", "diversity_temperature", "orth_max_codes")
+        if not math.isfinite(self.clip_temperature):
+            raise StormBtError(f"StormConfig.clip_temperature={self.clip_temperature}: must be "
+                               "finite (the logits are scaled by its exp)")
         if self.n_price > self.n_features:
             raise StormBtError(f"StormConfig.n_price={self.n_price} exceeds "
                                f"n_features={self.n_features}")
