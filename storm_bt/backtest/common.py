@@ -167,6 +167,17 @@ def seeds(args: argparse.Namespace) -> tuple[int, ...]:
     return checked_seeds([args.seed], "--seed")
 
 
+def config_from_file(config_cls, path: str, command: str):
+    """``config_cls`` rebuilt from the run record at ``path`` (--config); a refusal names
+    the file."""
+    try:
+        return config_cls.from_dict(recorded_config(path, command))
+    except StormBtError as error:
+        text = str(error)
+        raise StormBtError(text if text.startswith(f"--config {path}") else
+                           f"--config {path}: {text}") from None
+
+
 def recorded_config(path: str, command: str) -> dict:
     """The ``config`` object of a run's config.json, checked to belong to ``command``."""
     try:

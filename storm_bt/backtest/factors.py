@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> FactorsConfig:
     if args.config:
-        return FactorsConfig.from_dict(common.recorded_config(args.config, "factors"))
+        return common.config_from_file(FactorsConfig, args.config, "factors")
     return FactorsConfig(data=common.data_config(args), models=tuple(args.models),
                          model_settings=common.model_settings(args), seeds=common.seeds(args),
                          quantiles=args.quantiles, refit_every=args.refit_every,

@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> PortfolioConfig:
     """The run's config: from --config FILE, else from the flags (validated here)."""
     if args.config:
-        return PortfolioConfig.from_dict(common.recorded_config(args.config, "portfolio"))
+        return common.config_from_file(PortfolioConfig, args.config, "portfolio")
     return PortfolioConfig(
         data=common.data_config(args), model=args.model, model_settings=common.model_settings(args),
         seed=args.seed, optimizer=args.optimizer, rebalance=args.rebalance, cost_bps=args.cost_bps,

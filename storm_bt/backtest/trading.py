@@ -78,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> TradingTableConfig:
     """The run's config: from --config FILE, else from the flags (validated here)."""
     if args.config:
-        return TradingTableConfig.from_dict(common.recorded_config(args.config, "trading"))
+        return common.config_from_file(TradingTableConfig, args.config, "trading")
     return TradingTableConfig(
         data=common.data_config(args),
         universe=tuple(args.universe) if args.universe else None,
