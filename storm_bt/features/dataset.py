@@ -191,7 +191,7 @@ def _split_from_data(dates: pd.DatetimeIndex, given: dict, end: pd.Timestamp,
     else:
         by_years = int(dates.searchsorted(end - pd.DateOffset(years=TEST_YEARS), side="right"))
         by_share = hi + 1 - round(TEST_FRACTION * n)
-        t = max(by_years, by_share)
+        t = min(max(by_years, by_share), hi)   # a handful of days rounds the share to 0
         parts.append(f"test the last {TEST_YEARS} years" if by_years >= by_share else
                      f"test the last {TEST_FRACTION:.1%} of the days (under {TEST_YEARS} years)")
     if "valid_start" in given:

@@ -165,6 +165,22 @@ def test_split_from_a_very_short_history_keeps_the_minimum_training(dj30_panel):
         make_split(dj30_panel.since("2023-06-01").dates)
 
 
+@pytest.mark.parametrize("min_history", [0, 64])
+def test_any_short_calendar_gives_a_split_or_says_the_data_is_too_short(min_history):
+    """A 47-day file (with the 64-day history the models need) ended in an IndexError
+    traceback: the test share of one day rounded to none and the test start fell past the
+    last date."""
+    for n in (1, 2, 3, 47, 64, 65, 66, 70, 300, 700):
+        dates = pd.bdate_range("2024-01-02", periods=n)
+        try:
+            split = make_split(dates, min_history=min_history)
+        except StormBtError as error:
+            assert "too little" in str(error), (n, str(error))
+        else:
+            assert dates[0] <= split.train_start < split.valid_start < split.test_start
+            assert split.test_start < split.test_end == dates[-1]
+
+
 def test_split_from_data_respects_min_history(dj30_panel):
     dates = dj30_panel.since("2015-01-01").dates
     assert make_split(dates, min_history=60).train_start == dates[60]
