@@ -182,6 +182,13 @@ def _split_from_data(dates: pd.DatetimeIndex, given: dict, end: pd.Timestamp,
     def index(day: pd.Timestamp) -> int:
         return min(int(dates.searchsorted(day)), len(dates) - 1)
 
+    if "train_start" not in given and len(dates) <= min_history:
+        raise StormBtError(
+            f"too little data to choose a split: {len(dates)} trading days from "
+            f"{dates[0].date()} to {dates[-1].date()}, and the models need {min_history} days "
+            f"of history, then {min_train_days} days of training and at least "
+            f"{MIN_PERIOD_DAYS} each of validation and test: give a longer history")
+
     lo = index(given["train_start"]) if "train_start" in given else min(min_history, len(dates) - 1)
     hi = int(dates.searchsorted(end, side="right")) - 1
     n = hi - lo + 1
