@@ -282,9 +282,10 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     timings["optimizer"] = time.perf_counter() - clock
     book = book_change_summary(weights)
     if book["frozen"]:
-        log.warning("the book barely changes: %d of %d rebalances change it (last on %s); "
-                    "costs or the turnover penalty may outweigh the predicted returns",
-                    book["changed"], book["rebalances"], book["last_change"])
+        last = f"last on {book['last_change']}" if book["last_change"] else "none after the first"
+        log.warning("the book barely changes: %d of %d rebalances change it (%s); costs, the "
+                    "turnover penalty or a universe of few eligible stocks may outweigh the "
+                    "predicted returns", book["changed"], book["rebalances"], last)
 
     clock = time.perf_counter()
     backtest = run_portfolio_backtest(panel, weights, test_start, test_end, cash=config.cash,
