@@ -61,7 +61,7 @@ def _fits(value, hint) -> bool:
 
 
 def _hint_text(hint) -> str:
-    return getattr(hint, "__name__", None) if isinstance(hint, type) else str(hint)
+    return hint.__name__ if isinstance(hint, type) else str(hint)
 
 
 def check_recorded_types(cls, values: dict, where: str = "", owner=None) -> None:
