@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 from storm_bt.features.dataset import FeatureSet, Split, with_label_horizon
 from storm_bt.errors import StormBtError
 from storm_bt.evaluation.ic import daily_rank_ic
+from storm_bt.models.neural import config_checks as checks
 from storm_bt.models.neural.averaging import ParameterAverage
 from storm_bt.models.neural.batch import Batch, make_batch
 from storm_bt.models.neural.distributed import ddp_wrap, is_main_process, shard, world_size
@@ -142,11 +143,9 @@ class TrainConfig:
                                "days")
         if self.device not in ("auto", "cpu", "cuda"):
             raise StormBtError(f"device={self.device!r}: use 'auto', 'cpu' or 'cuda'")
-        for name in ("lr", "eps"):
-            if not math.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
-                raise StormBtError(f"{name}={getattr(self, name)}: use a finite number > 0")
-        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
-            raise StormBtError(f"weight_decay={self.weight_decay}: use a finite number >= 0")
+        checks.positive(self, "lr", "eps")
+        checks.not_negative(self, "weight_decay")
+        checks.at_least(self, 1, "num_threads")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise StormBtError(f"betas={tuple(self.betas)}: use two numbers in [0, 1), e.g. "
                                "(0.9, 0.95)")
@@ -160,8 +159,6 @@ class TrainConfig:
         if self.max_train_samples is not None and self.max_train_samples < 1:
             raise StormBtError(f"max_train_samples={self.max_train_samples}: use 1 or more "
                                "windows, or None for all")
-        if self.num_threads < 1:
-            raise StormBtError(f"num_threads={self.num_threads}: use at least 1 thread")
 
     def as_dict(self) -> dict:
         """Plain types only (stored in checkpoints loaded with ``weights_only=True``)."""

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, replace
 
 from storm_bt.data.panel import PRICE_FIELDS
 from storm_bt.errors import StormBtError
-from storm_bt.models.neural import config_checks as checks
 from storm_bt.features.characteristics import CHARACTERISTIC_NAMES
+from storm_bt.models.neural import config_checks as checks
 
 _CHOICES = {
     "branches": ("both", "ts", "cs"),
