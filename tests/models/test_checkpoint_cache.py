@@ -79,3 +79,33 @@ def test_a_cache_folder_that_cannot_be_made_is_a_user_error(tmp_path):
     with pytest.raises(StormBtError, match=r"checkpoint cache .*a_file/cache.*cache_dir"):
         with key_lock(blocker / "cache" / "lstm-x.pt"):
             pass
+
+
+def test_a_checkpoint_that_cannot_be_written_costs_the_cache_not_the_fit(tmp_path, monkeypatch,
+                                                                         caplog):
+    """A full disk when the checkpoint is written (after what may be an hour's fit) used to
+    end the run in an OSError traceback; the fitted model is kept, with a warning, and no
+    file or temporary is left in the cache."""
+    import errno
+    import logging
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from planted import planted_feature_set, planted_split
+
+    import storm_bt.models.neural.predictor as torch_predictor
+    from storm_bt.models.baselines.lstm import LSTMPredictor
+
+    def disk_full(path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch_predictor, "save_checkpoint", disk_full)
+    data = planted_feature_set()
+    with caplog.at_level(logging.WARNING, logger="storm_bt.models.neural.predictor"):
+        model = LSTMPredictor(preset="tiny", history=8, hidden=16, epochs=1, batch_size=16,
+                              num_threads=1, cache_dir=str(tmp_path / "cache"),
+                              progress=False).fit(data, planted_split(data))
+    assert model.source == "trained"
+    assert model.predict(data, data.dates[270], data.dates[-1]).notna().any().any()
+    assert "checkpoint not saved" in caplog.text and "no space left on device" in caplog.text
+    assert not list((tmp_path / "cache").glob("*.pt"))

@@ -220,7 +220,13 @@ class TorchPredictor(Predictor):
             "train_log": result.as_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         }
-        save_checkpoint(path, payload)
+        try:
+            save_checkpoint(path, payload)
+        except OSError as exc:   # a full disk after a long fit: keep the fitted model
+            log.warning("%s: checkpoint not saved (%s: %s); the run goes on with the fitted "
+                        "model, which is trained again next time", self.name, path,
+                        (exc.strerror or str(exc)).lower())
+            return
         log.info("%s: saved checkpoint %s", self.name, path)
 
     # -------------------------------------------------------------- predict
