@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from storm_bt.errors import StormBtError
+from storm_bt.errors import StormBtError, os_reason
 
 #: The fix suggested when an output folder is unusable (the CLI's output flag).
 DEFAULT_HINT = "choose another --out"
@@ -37,10 +37,6 @@ def _cannot_write(path: Path, reason: str, hint: str) -> StormBtError:
     return StormBtError(f"cannot write to {path}: {reason}; {hint}")
 
 
-def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()
-
-
 def _make_dir(path: Path, hint: str) -> Path:
     """Create `path` (and its parents); map failures to StormBtError."""
     if path.exists() and not path.is_dir():
@@ -49,7 +45,7 @@ def _make_dir(path: Path, hint: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         # A parent that is a file shows up as "not a directory" or "file exists".
-        raise _cannot_write(path, _reason(exc), hint) from None
+        raise _cannot_write(path, os_reason(exc), hint) from None
     return path
 
 
@@ -68,7 +64,7 @@ def ensure_writable_dir(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Pa
         with open(probe, "x"):
             pass
     except OSError as exc:
-        raise _cannot_write(folder, _reason(exc), hint) from None
+        raise _cannot_write(folder, os_reason(exc), hint) from None
     probe.unlink(missing_ok=True)
     return folder
 
@@ -126,7 +122,7 @@ def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator
         yield tmp
     except PermissionError as exc:
         tmp.unlink(missing_ok=True)
-        raise _cannot_write(dest, _reason(exc), hint) from None
+        raise _cannot_write(dest, os_reason(exc), hint) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -137,7 +133,7 @@ def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator
         os.replace(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise _cannot_write(dest, _reason(exc), hint) from None
+        raise _cannot_write(dest, os_reason(exc), hint) from None
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import storm_bt
-from storm_bt.errors import StormBtError
+from storm_bt.errors import StormBtError, os_reason
 from storm_bt.features.dataset import FeatureSet, Split
 from storm_bt.models.neural.training import TrainConfig
 
@@ -131,7 +131,7 @@ def key_lock(path: Path | None):
         handle = open(lock, "a")
     except OSError as exc:
         raise StormBtError(f"cannot write to the checkpoint cache {path.parent}: "
-                           f"{(exc.strerror or str(exc)).lower()}; choose another cache_dir "
+                           f"{os_reason(exc)}; choose another cache_dir "
                            "(--cache-dir)") from None
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -22,7 +22,7 @@ import pandas as pd
 from torch import nn
 
 from storm_bt.features.dataset import FeatureSet, Split
-from storm_bt.errors import StormBtError
+from storm_bt.errors import StormBtError, os_reason
 from storm_bt.models.base import Predictor
 from storm_bt.models.neural.checkpoint import (DEFAULT_CACHE_DIR, CHECKPOINT_FORMAT,
                                                checkpoint_key, data_identity, key_lock,
@@ -225,7 +225,7 @@ class TorchPredictor(Predictor):
         except OSError as exc:   # a full disk after a long fit: keep the fitted model
             log.warning("%s: checkpoint not saved (%s: %s); the run goes on with the fitted "
                         "model, which is trained again next time", self.name, path,
-                        (exc.strerror or str(exc)).lower())
+                        os_reason(exc))
             return
         log.info("%s: saved checkpoint %s", self.name, path)
 
