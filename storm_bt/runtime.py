@@ -106,9 +106,9 @@ def retained_heap() -> Iterator[None]:
 def machine_description() -> dict[str, str | int | None]:
     """The machine a run's numbers came from: the CPU model, its logical cores, the OS and,
     when torch is loaded, the vector instructions its kernels use (e.g. AVX2, AVX512) and
-    the GPU it used (None when it used none). Trained weights depend on these: the same seed, data and code trained on two
-    CPUs gives two different networks (float32 kernels round differently), while one
-    machine reruns a seed bit for bit."""
+    the GPU it used (None when it used none). Trained weights depend on these: the same
+    seed, data and code trained on two CPUs gives two different networks (float32 kernels
+    round differently), while one machine reruns a seed bit for bit."""
     cpu = platform.processor() or None
     try:
         with open("/proc/cpuinfo") as info:

@@ -200,9 +200,7 @@ class StormConfig:
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
-            if getattr(self, name) not in allowed:
-                raise StormBtError(f"StormConfig.{name}={getattr(self, name)!r}: "
-                                   f"choose one of {', '.join(allowed)}")
+            checks.one_of(self, name, allowed)
         checks.at_least(self, 1, "n_stocks", "n_features", "n_price", "history", "ts_patch",
                         "d_model", "enc_depth", "dec_depth", "n_heads", "codebook_size",
                         "prior_heads", "fusion_depth", "cs_factor_pool")
