@@ -368,7 +368,8 @@ def write_factor_sheet(
             + _figures(pictures, f"{slug}/"))
     page = atomic_write_text(sheets / f"{slug}.html",
                              _page(f"Factor tear sheet: {model_name}", body))
-    logger.info("factor sheet of %s written to %s", model_name, page)
+    # debug: a command writes into a staging folder and names the final path itself
+    logger.debug("factor sheet of %s written to %s", model_name, page)
     return FactorSheet(model_name, page, picture_dir, pictures, data)
 
 

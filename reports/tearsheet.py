@@ -252,5 +252,6 @@ def write_tearsheet(
         for name, svg in _our_charts(r, b, names["strategy_title"]).items():
             html = html.replace(_marker(name), svg)
         Path(tmp).write_text(html, encoding="utf-8")
-    logger.info("tear sheet written to %s", dest)
+    # debug: a command writes into a staging folder and names the final path itself
+    logger.debug("tear sheet written to %s", dest)
     return dest

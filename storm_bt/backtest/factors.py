@@ -205,5 +205,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     text = write_outputs(result, out)
     print(text)
-    log.info("wrote %s", out)
+    from reports.factor_sheet import INDEX_NAME
+
+    log.info("wrote %s; open %s", out, out / INDEX_NAME)
     return 0

@@ -7,6 +7,7 @@ LightGBM or a tiny STORM so that the file stays fast.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,24 @@ def test_portfolio_run_writes_every_output(tmp_path):
     assert config["config"]["model"] == "lightgbm"
     html = (out / "tearsheet.html").read_text()
     assert "Sharpe" in html and "Drawdown" in html
+
+
+@pytest.mark.parametrize("command, page", [
+    (["portfolio", "--model", "lightgbm"], "tearsheet.html"),
+    (["factors", "--models", "lightgbm", "--seeds", "1"], "factor_sheets.html"),
+])
+def test_progress_log_names_the_run_folder_not_its_staging_folder(tmp_path, caplog, command,
+                                                                   page):
+    """Outputs are written in a hidden staging folder, then moved: a log line naming a file
+    in the staging folder would send the user to a path that no longer exists."""
+    out = tmp_path / "run"
+    with caplog.at_level(logging.INFO):
+        code = main([*command, *SLICE, "--test-end", "2018-03-29", "--out", str(out),
+                     "--log-level", "INFO"])
+    assert code == 0
+    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [m for m in info if ".staging-" in m], info
+    assert any(f"open {out / page}" in m for m in info), info
 
 
 def test_portfolio_same_seed_same_numbers(tmp_path):
