@@ -47,9 +47,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     65 day tokens in the CS branch, 64 days read by the fusion), and on the AMD EPYC host
     the fused CPU kernel's forward and backward took 1.3-1.6 times as long as these three
     products at those shapes, about 6% of a Dow 30 training step (thirty-eighth session,
-    journal). The weights (..., N, N') are materialised; the largest are the fusion's at
-    prediction, 4096 stock-windows x J tokens x h heads x T days: 17 MB in `small`
-    (J = 4, h = 4, T = 64), 67 MB in `paper` (J = 16).
+    journal). The weights (..., N, N') are materialised: at most 32 x 4 x 2004 x 64 floats
+    (the fusion over 501 stocks at prediction), 66 MB.
     """
     weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1)
     return weights @ v
