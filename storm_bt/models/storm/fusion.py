@@ -22,9 +22,10 @@ against that sample's keys, so the day tokens are never copied per stock.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from storm_bt.models.storm.layers import FeedForward, attend, init_linear_and_norm
+from storm_bt.models.storm.layers import FeedForward, init_linear_and_norm
 
 
 class StocksReadMarket(nn.Module):
@@ -46,7 +47,7 @@ class StocksReadMarket(nn.Module):
         # queries of all stocks of a sample side by side: (B, h, S J, dh)
         q = self.to_q(self.norm_u(u)).reshape(b, s * j, h, dh).transpose(1, 2)
         k, v = self.to_kv(self.norm_c(c)).reshape(b, t, 2, h, dh).permute(2, 0, 3, 1, 4)
-        out = attend(q, k, v)                                      # (B, h, S J, dh)
+        out = F.scaled_dot_product_attention(q, k, v)               # (B, h, S J, dh)
         return self.proj(out.transpose(1, 2).reshape(bs, j, d))
 
 

@@ -38,22 +38,6 @@ def init_linear_and_norm(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q kᵀ / √d_h) v over the last two axes: q (..., N, d_h), k and v (..., N', d_h)
-    -> (..., N, d_h). No mask, no dropout.
-
-    Written out instead of ``F.scaled_dot_product_attention`` (the same function up to
-    float rounding): STORM's sequences are short (5 patch tokens a stock in the TS branch,
-    65 day tokens in the CS branch, 64 days read by the fusion), and on the AMD EPYC host
-    the fused CPU kernel's forward and backward took 1.3-1.6 times as long as these three
-    products at those shapes, about 6% of a Dow 30 training step (thirty-eighth session,
-    journal). The weights (..., N, N') are materialised: at most 32 x 4 x 2004 x 64 floats
-    (the fusion over 501 stocks at prediction), 66 MB.
-    """
-    weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1)
-    return weights @ v
-
-
 class Attention(nn.Module):
     """Multi-head scaled dot-product attention of x (B, N, dim) over a context (B, N', dim)
     (x itself when no context is given)."""
@@ -73,7 +57,7 @@ class Attention(nn.Module):
         q = self.to_q(x).view(b, n, self.heads, self.dim_head).transpose(1, 2)
         k, v = self.to_kv(context).view(b, context.shape[1], 2, self.heads, self.dim_head) \
             .permute(2, 0, 3, 1, 4)
-        out = attend(q, k, v)
+        out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(b, n, self.heads * self.dim_head))
 
 
