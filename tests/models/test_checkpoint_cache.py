@@ -1,10 +1,13 @@
 """The checkpoint cache under concurrency: one trainer per key, no half-read file."""
 from __future__ import annotations
 
+import errno
+import logging
 import subprocess
 import sys
 
 import pytest
+from planted import planted_feature_set, planted_split
 
 SCRIPT = """
 import logging, sys
@@ -86,13 +89,6 @@ def test_a_checkpoint_that_cannot_be_written_costs_the_cache_not_the_fit(tmp_pat
     """A full disk when the checkpoint is written (after what may be an hour's fit) used to
     end the run in an OSError traceback; the fitted model is kept, with a warning, and no
     file or temporary is left in the cache."""
-    import errno
-    import logging
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from planted import planted_feature_set, planted_split
-
     import storm_bt.models.neural.predictor as torch_predictor
     from storm_bt.models.baselines.lstm import LSTMPredictor
 
