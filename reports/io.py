@@ -6,11 +6,15 @@ half-way leaves the old file (or none), never a truncated one. Everyone writes o
 through these helpers. A run stages all its files (`staged_outputs`) and moves them into its
 folder only once every one is written.
 
-Folders that cannot be created or written raise `StormBtError` naming the path and the fix.
+Folders that cannot be created or written raise `StormBtError` naming the path and the fix;
+so do writes that fail for the destination's sake (permission, no space, quota, read-only
+file system) and a run whose output name is taken by a folder (or an output folder's by a
+file), which is found before any of the run's files moves.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -28,6 +32,10 @@ from storm_bt.errors import StormBtError, os_reason
 
 #: The fix suggested when an output folder is unusable (the CLI's output flag).
 DEFAULT_HINT = "choose another --out"
+#: OS errors of a writer that are the destination's fault (full disk, quota, read-only file
+#: system, file too large), not the program's: they become `StormBtError`, as permission
+#: errors do.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 WRITE_PROBE_PREFIX = ".write-probe-"
 """Name prefix of the probe file `ensure_writable_dir` writes and removes at once; another
 process's probe may be seen for a moment, so it never counts as a file in the folder."""
@@ -120,9 +128,11 @@ def atomic_output(path: str | os.PathLike, hint: str = DEFAULT_HINT) -> Iterator
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp{dest.suffix}")
     try:
         yield tmp
-    except PermissionError as exc:
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise _cannot_write(dest, os_reason(exc), hint) from None
+        if isinstance(exc, PermissionError) or exc.errno in STORAGE_ERRNOS:
+            raise _cannot_write(dest, os_reason(exc), hint) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -152,17 +162,34 @@ def staged_outputs(folder: str | os.PathLike, hint: str = DEFAULT_HINT) -> Itera
     done = False
     try:
         yield stage
-        for item in sorted(stage.iterdir()):
+        items = sorted(stage.iterdir())
+        for item in items:   # every clash is found before any file moves
+            _check_replaceable(item, dest / item.name, hint)
+        for item in items:
             target = dest / item.name
-            if item.is_dir() and target.is_dir():  # a folder of outputs replaces the old one
-                shutil.rmtree(target)
-            os.replace(item, target)
+            try:
+                if item.is_dir() and target.is_dir():  # a folder of outputs replaces the old one
+                    shutil.rmtree(target)
+                os.replace(item, target)
+            except OSError as exc:
+                raise _cannot_write(target, os_reason(exc), hint) from None
         done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if created and not done:  # a failed run leaves no empty folder behind
             with contextlib.suppress(OSError):
                 dest.rmdir()
+
+
+def _check_replaceable(item: Path, target: Path, hint: str) -> None:
+    """Refuse to move the staged ``item`` onto ``target`` where one is a folder and the
+    other is not (``os.replace`` would fail half-way through a run's files)."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if item.is_dir() != (target.is_dir() and not target.is_symlink()):
+        kind = "a folder" if target.is_dir() else "a file"
+        raise StormBtError(f"cannot write to {target}: {kind} of that name is in the way; "
+                           f"move it away or {hint}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:

@@ -166,3 +166,56 @@ def test_atomic_text_and_csv_replace_the_old_file(tmp_path):
     csv = atomic_write_csv(frame, tmp_path / "deep" / "f.csv")
     assert pd.read_csv(csv, index_col="k").equals(frame)
     assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "deep") == []
+
+
+def test_a_full_disk_is_a_storm_bt_error_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A writer failing for the destination's sake (no space left) names the file and the
+    fix; the old file stays and no temporary file is left. Other OS errors stay as they are."""
+    import errno
+
+    path = atomic_write_text(tmp_path / "x.txt", "old")
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    with pytest.raises(StormBtError, match=r"cannot write to .*x\.txt: no space left on "
+                                           r"device; choose another --out"):
+        atomic_write_csv(pd.DataFrame({"r": [0.1]}), path)
+    assert path.read_text() == "old" and _leftovers(tmp_path) == []
+
+    def broken(self, *args, **kwargs):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", broken)
+    with pytest.raises(OSError, match="Bad file descriptor") as caught:
+        atomic_write_csv(pd.DataFrame({"r": [0.1]}), path)
+    assert not isinstance(caught.value, StormBtError) and _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("in_the_way", ["folder", "file"])
+def test_a_staged_run_moves_nothing_when_one_output_cannot_be_placed(tmp_path, in_the_way):
+    """A folder where an output file goes (or a file where an output folder goes) is found
+    before any file moves: one StormBtError naming it, and the run folder keeps what it had."""
+    from reports import staged_outputs
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "a.csv").write_text("old a")
+    if in_the_way == "folder":
+        (out / "b.csv").mkdir()
+    else:
+        (out / "b.csv").write_text("old b")
+    with pytest.raises(StormBtError, match=rf"cannot write to .*b\.csv: a {in_the_way} of that "
+                                           "name is in the way; move it away or choose "
+                                           "another --out"):
+        with staged_outputs(out) as stage:
+            (stage / "a.csv").write_text("new a")
+            if in_the_way == "folder":
+                (stage / "b.csv").write_text("new b")
+            else:
+                (stage / "b.csv").mkdir()
+                (stage / "b.csv" / "sheet.png").write_text("new")
+            (stage / "c.csv").write_text("new c")
+    assert (out / "a.csv").read_text() == "old a"
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
