@@ -14,6 +14,7 @@ import pandas as pd
 
 from storm_bt.data.dates import parse_date_column
 from storm_bt.data.panel import Panel
+from storm_bt.data.validate import row_label, show_value
 from storm_bt.errors import StormBtError
 
 EQUAL_WEIGHT = "equal-weight"
@@ -49,7 +50,10 @@ def load_benchmark(spec: str, panel: Panel) -> pd.Series:
             raise StormBtError(f"{path}: holds {len(tickers)} tickers; name one as {path}:TICKER "
                                f"(e.g. {path}:{tickers[0]})")
         ticker = str(tickers[0])
-    frame["date"] = parse_date_column(frame["date"], str(path), lambda i: f"line {i + 2}: ")
+    line_offset = None if path.name.endswith(".parquet") else 2   # a CSV's header is line 1
+    frame = frame.reset_index(drop=True)
+    frame["date"] = parse_date_column(frame["date"], str(path),
+                                      lambda i: f"{row_label(frame, i, line_offset)}: ")
     rows = frame[frame["ticker"].astype(str) == ticker]
     if rows.empty:
         raise StormBtError(f"{path}: no rows for ticker {ticker!r} "
@@ -65,11 +69,10 @@ def load_benchmark(spec: str, panel: Panel) -> pd.Series:
     bad = ~(values > 0).to_numpy()   # not a number, missing, zero or negative
     if bad.any():
         i = int(bad.argmax())
-        where = (f"row {rows.index[i]}" if path.name.endswith(".parquet")
-                 else f"line {rows.index[i] + 2}")
-        raise StormBtError(f"{path}: {where}: {price_col} '{rows[price_col].iloc[i]}' for {ticker} "
-                           f"on {rows['date'].iloc[i].date()} is not a positive price; fix or drop "
-                           "the row")
+        where = row_label(frame, int(rows.index[i]), line_offset)
+        raise StormBtError(f"{path}: {where}: {price_col} {show_value(rows[price_col].iloc[i])} "
+                           f"for {ticker} on {rows['date'].iloc[i].date()} is not a positive "
+                           "price; fix or drop the row")
     prices = pd.Series(values.to_numpy(float), index=pd.DatetimeIndex(rows["date"]))
     prices = prices.sort_index()
     if prices.index.has_duplicates:

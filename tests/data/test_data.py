@@ -170,8 +170,8 @@ def test_benchmark_file_in_day_first_dates_and_shuffled(tmp_path, shared_data_di
         load_benchmark(str(tmp_path / "dup.csv"), dj30_panel)
 
 
-@pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ("-1.5", "'-1.5'"), ("0", "'0'"),
-                                          ("", "'nan'")])
+@pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ("-1.5", "-1.5"), ("0", "0"),
+                                          ("", "empty")])
 def test_a_bad_benchmark_price_names_its_line_and_value(tmp_path, embedded_panel, value, shown):
     """A benchmark file's price that is not a positive number is refused with its line,
     value, ticker and date (a non-numeric one used to end in a ValueError traceback)."""
@@ -188,3 +188,18 @@ def test_a_bad_benchmark_price_names_its_line_and_value(tmp_path, embedded_panel
     path.write_text("date,ticker,price\n" + f"{days[0]},IDX,1\n")
     with pytest.raises(StormBtError, match="missing column 'adj_close' \\(or 'close'\\)"):
         load_benchmark(f"{path}:IDX", embedded_panel)
+
+
+def test_a_bad_price_in_a_parquet_benchmark_names_its_row_counted_from_1(tmp_path, embedded_panel):
+    """Parquet rows are counted from 1, as the price loader counts them, whatever index the
+    file stored (a stored index used to be taken for row numbers and to misalign dates)."""
+    days = embedded_panel.dates[100:104]
+    frame = pd.DataFrame({"date": days, "ticker": "IDX", "close": [100.0, 101.0, 102.0, 103.0]},
+                         index=pd.Index([40, 41, 42, 43], name="stored"))
+    frame.to_parquet(tmp_path / "bench.parquet")
+    assert load_benchmark(str(tmp_path / "bench.parquet"), embedded_panel).notna().sum() == 3
+    frame.loc[42, "close"] = -2.0
+    frame.to_parquet(tmp_path / "bench.parquet")
+    with pytest.raises(StormBtError, match=rf"bench.parquet: row 3: close -2.0 for IDX on "
+                                           rf"{days[2].date()} is not a positive price"):
+        load_benchmark(str(tmp_path / "bench.parquet"), embedded_panel)
