@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from storm_bt.data.dates import parse_date_column
+from storm_bt.data.frames import index_as_columns
 from storm_bt.data.panel import Panel
 from storm_bt.data.validate import row_label, show_value
 from storm_bt.errors import StormBtError
@@ -37,7 +38,8 @@ def load_benchmark(spec: str, panel: Panel) -> pd.Series:
     if not path.exists():
         raise StormBtError(f"--benchmark {spec}: no such file {path}; give 'equal-weight' or PATH[:TICKER]")
     try:
-        frame = pd.read_parquet(path) if path.name.endswith(".parquet") else pd.read_csv(path)
+        frame = (index_as_columns(pd.read_parquet(path)) if path.name.endswith(".parquet")
+                 else pd.read_csv(path))
     except Exception as exc:
         raise StormBtError(f"{path}: cannot read it ({type(exc).__name__}: {exc})") from None
     frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]

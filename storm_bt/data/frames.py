@@ -2,6 +2,7 @@
 
 Three layouts are read:
 - long: a ``ticker`` column, a ``date`` column (or a date index), and the price fields;
+  a row index named (date, ticker), as pandas keeps a panel, counts as those two columns;
 - wide: a date index (or a ``date`` column) and one column of adjusted close per ticker.
   A NaN cell means "no price that day": before a stock's listing, after its delisting, or
   a missing day in between (the panel then forward-fills and masks it);
@@ -29,6 +30,12 @@ def long_from_frame(frame: pd.DataFrame, source: str = "<DataFrame>") -> pd.Data
         raise StormBtError(f"{source}: the DataFrame is empty")
     if isinstance(frame.columns, pd.MultiIndex):
         return _from_multiindex(frame, source)
+    frame = index_as_columns(frame)
+    if isinstance(frame.index, pd.MultiIndex):
+        raise StormBtError(
+            f"{source}: its row index has levels {', '.join(map(repr, frame.index.names))}; "
+            "name them date and ticker (frame.rename_axis(['date', 'ticker'])) or give "
+            "date and ticker as columns")
     names = {_field_name(c): c for c in frame.columns}
     if "ticker" in names:
         if "date" not in names:
@@ -39,6 +46,18 @@ def long_from_frame(frame: pd.DataFrame, source: str = "<DataFrame>") -> pd.Data
 
 def _field_name(label) -> str:
     return str(label).strip().lower().replace(" ", "_")
+
+
+def index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its row-index levels named date or ticker (any case) moved into
+    columns, where no column has that name: a long table as pandas keeps one, indexed by
+    (date, ticker) or by date, and a Parquet file written from it, read as the same table
+    with those columns. Other index levels stay where they are."""
+    columns = {_field_name(c) for c in frame.columns}
+    levels = [name for name in frame.index.names
+              if name is not None and _field_name(name) in ("date", "ticker")
+              and _field_name(name) not in columns]
+    return frame.reset_index(level=levels) if levels else frame
 
 
 def _date_index(frame: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -4,10 +4,13 @@ Sources:
 - ``"embedded"`` (the default): the real S&P 500 sample shipped by the PyPI package
   skfolio (20 stocks, adjusted close, 1990-01-02 .. 2022-12-28), close-only.
 - a long-format ``.csv``, ``.csv.gz`` or ``.parquet`` file with columns
-  ``date,ticker,open,high,low,close,adj_close,volume`` (the format of ``shared/data``);
+  ``date,ticker,open,high,low,close,adj_close,volume`` (the format of ``shared/data``); a
+  Parquet file may keep date and ticker in its index, as pandas writes a frame indexed by
+  them;
 - a folder of per-ticker CSVs as Yahoo Finance exports them
   (``Date,Open,High,Low,Close,Adj Close,Volume``; the file name is the ticker);
-- a pandas DataFrame: long (with a ``ticker`` column), wide (date index, one column of
+- a pandas DataFrame: long (with a ``ticker`` column, or indexed by (date, ticker)), wide
+  (date index, one column of
   adjusted close per ticker, NaN where a stock has no price) or with yfinance-style
   MultiIndex columns (see `storm_bt.data.frames`).
 
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from storm_bt.data.frames import long_from_frame
+from storm_bt.data.frames import index_as_columns, long_from_frame
 from storm_bt.data.panel import Panel, panel_from_long
 from storm_bt.data.validate import validate_long
 from storm_bt.errors import StormBtError
@@ -98,7 +101,9 @@ def load_long_file(path: Path) -> Panel:
     name = path.name.lower()
     try:
         if name.endswith(".parquet"):
-            frame = pd.read_parquet(path)
+            # a file written from a frame indexed by (date, ticker) or by date keeps them in
+            # its index
+            frame = index_as_columns(pd.read_parquet(path))
             line_offset = None
         elif name.endswith((".csv", ".csv.gz", ".txt")):
             frame = pd.read_csv(path)

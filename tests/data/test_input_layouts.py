@@ -54,6 +54,26 @@ def test_shuffled_parquet_and_dataframe_give_the_sorted_panel(tmp_path, dj30_row
     _same_panel(load_panel(shuffled), expected)
 
 
+@pytest.mark.parametrize("levels", [["date", "ticker"], ["ticker", "date"], ["Date"]])
+def test_a_frame_or_parquet_file_indexed_by_date_and_ticker_gives_the_same_panel(
+        tmp_path, dj30_rows, expected, levels):
+    """pandas keeps a panel indexed by (date, ticker); a Parquet file written from such a
+    frame keeps them in its index. Both read as the long table (they used to end in a
+    NotImplementedError traceback, and in 'missing column date')."""
+    frame = dj30_rows.assign(date=lambda f: pd.to_datetime(f.date)).rename(
+        columns={"date": "Date"} if levels == ["Date"] else {}).set_index(levels)
+    _same_panel(load_panel(frame), expected)
+    frame.to_parquet(tmp_path / "indexed.parquet")
+    _same_panel(load_panel(tmp_path / "indexed.parquet"), expected)
+
+
+def test_a_frame_whose_row_index_levels_have_no_names_is_refused_with_the_fix(dj30_rows):
+    frame = dj30_rows.set_index(["date", "ticker"]).rename_axis([None, None])
+    with pytest.raises(StormBtError, match=r"<DataFrame>: its row index has levels None, None; "
+                                           r"name them date and ticker"):
+        load_panel(frame)
+
+
 def test_shuffled_yahoo_folder_gives_the_sorted_panel(tmp_path, dj30_rows, expected):
     for t, rows in dj30_rows.groupby("ticker"):
         rows = rows.drop(columns="ticker").rename(columns=YAHOO).sample(frac=1.0, random_state=2)
