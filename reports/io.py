@@ -187,7 +187,7 @@ def _check_replaceable(item: Path, target: Path, hint: str) -> None:
     if not target.exists() and not target.is_symlink():
         return
     if item.is_dir() != (target.is_dir() and not target.is_symlink()):
-        kind = "a folder" if target.is_dir() else "a file"
+        kind = "a link" if target.is_symlink() else "a folder" if target.is_dir() else "a file"
         raise StormBtError(f"cannot write to {target}: {kind} of that name is in the way; "
                            f"move it away or {hint}")
 

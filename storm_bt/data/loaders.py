@@ -9,10 +9,9 @@ Sources:
   them;
 - a folder of per-ticker CSVs as Yahoo Finance exports them
   (``Date,Open,High,Low,Close,Adj Close,Volume``; the file name is the ticker);
-- a pandas DataFrame: long (with a ``ticker`` column, or indexed by (date, ticker)), wide
-  (date index, one column of
-  adjusted close per ticker, NaN where a stock has no price) or with yfinance-style
-  MultiIndex columns (see `storm_bt.data.frames`).
+- a pandas DataFrame: long (with a ``ticker`` column, or indexed by (date, ticker)),
+  wide (date index, one column of adjusted close per ticker, NaN where a stock has no
+  price) or with yfinance-style MultiIndex columns (see `storm_bt.data.frames`).
 
 Each file's dates are in one format, detected from its values (`storm_bt.data.dates`), and
 row order carries no information (rows are sorted by ticker, date).
