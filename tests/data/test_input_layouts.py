@@ -155,6 +155,22 @@ def test_wide_frame_with_nan_before_a_listing_loads(dj30_rows, expected):
     np.testing.assert_array_equal(panel.array("close"), expected.array("adj_close"))
 
 
+@pytest.mark.parametrize("name", ["wide.csv", "wide.parquet"])
+def test_a_wide_file_loads_like_the_wide_frame(tmp_path, dj30_rows, expected, name):
+    """A file of a date column and one adjusted-close column per ticker (as
+    ``yf.download(...)["Adj Close"].to_csv()`` writes it) is read as wide; a long file that
+    lacks its ticker column is still refused as one."""
+    wide = dj30_rows.pivot(index="date", columns="ticker", values="adj_close").rename_axis("Date")
+    wide.to_csv(tmp_path / name) if name.endswith(".csv") else \
+        wide.reset_index().to_parquet(tmp_path / name)
+    panel = load_panel(tmp_path / name)
+    _same_panel(panel, expected, fields=["adj_close"])
+    assert panel.fingerprint() == load_panel(wide).fingerprint()
+    dj30_rows[["date", "close", "volume"]].to_csv(tmp_path / "no_ticker.csv", index=False)
+    with pytest.raises(StormBtError, match=r"no_ticker.csv: missing column 'ticker'"):
+        load_panel(tmp_path / "no_ticker.csv")
+
+
 def test_wide_frame_gap_is_a_masked_missing_day():
     wide = pd.DataFrame({"AAA": [10.0, np.nan, 12.0], "BBB": [5.0, 6.0, 7.0]},
                         index=pd.bdate_range("2021-01-04", periods=3))
