@@ -28,7 +28,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--data", default=EMBEDDED, metavar="PATH",
                    help="price data: 'embedded' (skfolio's 20-stock S&P 500 sample, the default), "
-                        "a long CSV/CSV.gz/Parquet file (date,ticker,open,high,low,close,adj_close,volume) "
+                        "a long CSV/CSV.gz/Parquet file (date,ticker,open,high,low,close,adj_close,volume), "
+                        "a wide one (date and one adjusted-close column per ticker) "
                         "or a folder of Yahoo Finance CSVs (one per ticker)")
     g.add_argument("--tickers", nargs="+", metavar="TICKER",
                    help="use only these tickers (default: all in the data)")
