@@ -63,7 +63,10 @@ def validate_long(frame: pd.DataFrame, source: str, line_offset: int | np.ndarra
             f"{source}: missing column 'close' (or 'adj_close'); found: {', '.join(map(str, frame.columns))}"
         )
     frame = frame.reset_index(drop=True)
-    out = pd.DataFrame({"ticker": frame["ticker"].astype(str).str.strip()})
+    # an empty cell is NaN or None (pandas 3 keeps it missing through astype(str)): it
+    # becomes "" here, so the empty-ticker check below sees it
+    out = pd.DataFrame({"ticker": frame["ticker"].astype(object).where(frame["ticker"].notna(), "")
+                        .astype(str).str.strip()})
     out["date"] = parse_date_column(frame["date"], source, at)
 
     present = [f for f in FIELDS if f in frame.columns]
