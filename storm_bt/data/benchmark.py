@@ -3,11 +3,13 @@
 - ``equal-weight``: the daily-rebalanced equal-weight portfolio of the universe,
   b_t = mean over valid stocks of r_{t,s} (total returns on adj_close).
 - ``PATH:TICKER`` (or ``PATH`` for a file with one ticker): daily returns of that series'
-  adj_close (close where adj_close is empty) from a long file such as
+  adj_close (close where the ticker's adj_close is empty throughout; a partly empty
+  adj_close is an error naming its first empty cell) from a long file such as
   ``shared/data/benchmarks_daily.csv.gz:SPY``.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +19,8 @@ from storm_bt.data.frames import index_as_columns
 from storm_bt.data.panel import Panel
 from storm_bt.data.validate import row_label, show_value
 from storm_bt.errors import StormBtError
+
+log = logging.getLogger(__name__)
 
 EQUAL_WEIGHT = "equal-weight"
 
@@ -63,10 +67,16 @@ def load_benchmark(spec: str, panel: Panel) -> pd.Series:
     if "adj_close" not in rows and "close" not in rows:
         raise StormBtError(f"{path}: missing column 'adj_close' (or 'close'); a benchmark file "
                            "is long: date,ticker,adj_close")
-    price_col = "adj_close" if "adj_close" in rows and rows["adj_close"].notna().all() else "close"
+    # adj_close where the file has it for the ticker; close where its adj_close is empty
+    # throughout (an index); a partly empty adj_close is refused, since mixing adjusted and
+    # unadjusted prices would put a false return at every switch
+    price_col = "adj_close" if "adj_close" in rows and rows["adj_close"].notna().any() \
+        else "close"
     if price_col not in rows:
         raise StormBtError(f"{path}: {ticker} has empty adj_close and no close column; fill "
                            "adj_close or add close")
+    if price_col == "close" and "adj_close" in rows:
+        log.info("%s: %s has no adj_close; its returns are on close", path, ticker)
     values = pd.to_numeric(rows[price_col], errors="coerce")
     bad = ~(values > 0).to_numpy()   # not a number, missing, zero or negative
     if bad.any():

@@ -206,3 +206,25 @@ def test_a_bad_price_in_a_parquet_benchmark_names_its_row_counted_from_1(tmp_pat
     with pytest.raises(StormBtError, match=rf"bench.parquet: row 3: close -2.0 for IDX on "
                                            rf"{days[2].date()} is not a positive price"):
         load_benchmark(str(tmp_path / "bench.parquet"), embedded_panel)
+
+
+def test_a_benchmark_with_one_empty_adj_close_is_refused_not_switched_to_close(tmp_path,
+                                                                                embedded_panel):
+    """An adj_close empty on one day used to switch the whole series to the unadjusted
+    close without a word; an adj_close empty throughout (an index) still falls back to
+    close."""
+    days = embedded_panel.dates[100:104].strftime("%Y-%m-%d")
+    rows = [f"{d},IDX,{100 + k},{50 + k}" for k, d in enumerate(days)]
+    path = tmp_path / "bench.csv"
+    path.write_text("\n".join(["date,ticker,close,adj_close"] + rows) + "\n")
+    on_adj = load_benchmark(f"{path}:IDX", embedded_panel).dropna()
+    np.testing.assert_allclose(on_adj.to_numpy(), [51 / 50 - 1, 52 / 51 - 1, 53 / 52 - 1])
+    rows[1] = f"{days[1]},IDX,101,"
+    path.write_text("\n".join(["date,ticker,close,adj_close"] + rows) + "\n")
+    with pytest.raises(StormBtError, match=rf"bench.csv: line 3: adj_close empty for IDX on "
+                                           rf"{days[1]} is not a positive price"):
+        load_benchmark(f"{path}:IDX", embedded_panel)
+    rows = [f"{d},IDX,{100 + k}," for k, d in enumerate(days)]
+    path.write_text("\n".join(["date,ticker,close,adj_close"] + rows) + "\n")
+    on_close = load_benchmark(f"{path}:IDX", embedded_panel).dropna()
+    np.testing.assert_allclose(on_close.to_numpy(), [101 / 100 - 1, 102 / 101 - 1, 103 / 102 - 1])
