@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import json
 import math
 import os
@@ -36,6 +37,17 @@ DEFAULT_HINT = "choose another --out"
 #: system, file too large), not the program's: they become `StormBtError`, as permission
 #: errors do.
 STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+#: Names (glob patterns) of what a run of `portfolio`, `factors` or `trading` writes into its
+#: folder. When a run's files are moved into a folder (`staged_outputs`), those of an earlier
+#: run there that this run did not write are removed, so the folder never mixes two runs
+#: (e.g. a two-seed run's ensembles.csv beside a one-seed run's factors.csv); other files
+#: stay.
+RUN_OUTPUTS = (
+    "config.json", "predictions.csv", "weights.csv", "equity.csv", "equity.png",
+    "metrics.json", "tearsheet.html", "seeds.csv", "seeds.md", "seed-*",
+    "factors.csv", "factors.md", "daily_ic.csv", "ensembles.csv", "ensemble_daily_ic.csv",
+    "factor_sheets.html", "factor_sheets", "trading.csv", "trading.md", "tearsheet_*.html",
+)
 WRITE_PROBE_PREFIX = ".write-probe-"
 """Name prefix of the probe file `ensure_writable_dir` writes and removes at once; another
 process's probe may be seen for a moment, so it never counts as a file in the folder."""
@@ -151,9 +163,10 @@ def staged_outputs(folder: str | os.PathLike, hint: str = DEFAULT_HINT) -> Itera
     """Yield a hidden staging folder inside `folder`; on success move its files into `folder`.
 
     A run writes all its outputs into the staging folder; only when every one of them is
-    written are they moved (each by `os.replace`) beside each other. If the body raises, the
-    staging folder is removed and `folder` keeps what it had: a failed run adds no file (and
-    no folder, when this created it).
+    written are they moved (each by `os.replace`) beside each other, and then an earlier
+    run's outputs (`RUN_OUTPUTS`) that this run did not write are removed. If the body
+    raises, the staging folder is removed and `folder` keeps what it had: a failed run adds
+    no file (and no folder, when this created it).
     """
     created = not Path(folder).exists()
     dest = ensure_writable_dir(folder, hint)
@@ -173,12 +186,30 @@ def staged_outputs(folder: str | os.PathLike, hint: str = DEFAULT_HINT) -> Itera
                 os.replace(item, target)
             except OSError as exc:
                 raise _cannot_write(target, os_reason(exc), hint) from None
+        _remove_stale_outputs(dest, {item.name for item in items})
         done = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         if created and not done:  # a failed run leaves no empty folder behind
             with contextlib.suppress(OSError):
                 dest.rmdir()
+
+
+def _remove_stale_outputs(folder: Path, written: set[str]) -> None:
+    """Remove the entries of ``folder`` named like a run's outputs (`RUN_OUTPUTS`) that
+    are not among ``written`` (an earlier run's, of another shape or command)."""
+    for entry in sorted(folder.iterdir()):
+        if entry.name in written or not any(fnmatch.fnmatchcase(entry.name, pattern)
+                                            for pattern in RUN_OUTPUTS):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError as exc:
+            raise _cannot_write(entry, f"an earlier run's output cannot be removed "
+                                       f"({os_reason(exc)})", DEFAULT_HINT) from None
 
 
 def _check_replaceable(item: Path, target: Path, hint: str) -> None:

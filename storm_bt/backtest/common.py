@@ -86,7 +86,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, seeds: bool = False) -> N
     g.add_argument("--out", metavar="DIR",
                    help="output folder (default runs/<command>-<timestamp>); created if absent")
     g.add_argument("--overwrite", action="store_true",
-                   help="allow an --out folder that already holds files (they are replaced)")
+                   help="allow an --out folder that already holds files (an earlier run's outputs "
+                        "there are replaced, those this run does not write removed; other "
+                        "files stay)")
     g.add_argument("--config", metavar="FILE",
                    help="rerun the config recorded in a run's config.json (other flags but "
                         "--out, --overwrite and --log-level are ignored)")

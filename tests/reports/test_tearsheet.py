@@ -219,3 +219,22 @@ def test_a_staged_run_moves_nothing_when_one_output_cannot_be_placed(tmp_path, i
             (stage / "c.csv").write_text("new c")
     assert (out / "a.csv").read_text() == "old a"
     assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_a_run_moved_into_a_folder_removes_the_earlier_runs_outputs_it_did_not_write(tmp_path):
+    """--overwrite replaces a folder's run: a two-seed run's ensembles and seed folders do
+    not stay beside a one-seed run's files (they used to); files that no run writes stay."""
+    from reports import staged_outputs
+
+    out = tmp_path / "run"
+    with staged_outputs(out) as stage:
+        for name in ("factors.csv", "ensembles.csv", "config.json"):
+            (stage / name).write_text("old")
+        (stage / "seed-2").mkdir()
+        (stage / "seed-2" / "metrics.json").write_text("old")
+    (out / "notes.txt").write_text("mine")
+    with staged_outputs(out) as stage:
+        for name in ("factors.csv", "config.json"):
+            (stage / name).write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "factors.csv", "notes.txt"]
+    assert (out / "factors.csv").read_text() == "new" and (out / "notes.txt").read_text() == "mine"
