@@ -132,6 +132,9 @@ class ModelSettings:
             if model is not None and model not in neural:
                 raise StormBtError(f"--set {item!r}: {model} is not among the neural models "
                                    f"of this run ({', '.join(neural) or 'none'})")
+            if not neural:   # nothing would read it: a typo would pass unseen
+                raise StormBtError(f"--set {item!r}: this run trains no neural model, so no "
+                                   "model would read it; drop --set or add a neural model")
         for name in neural:
             try:
                 model_spec(name).load()(preset=self.preset, cache_dir=None,

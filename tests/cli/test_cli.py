@@ -393,6 +393,11 @@ def test_set_changes_the_fit_is_recorded_and_reruns(tmp_path):
     (["factors", "--set", "stocks_per_step"], "write KEY=VALUE or MODEL:KEY=VALUE"),
     (["portfolio", "--model", "storm", "--set", "lstm:hidden=8"], "lstm is not among"),
     (["portfolio", "--set", "lightgbm:num_leaves=8"], "lightgbm has no preset settings"),
+    # a setting no model of the run reads (it was recorded in config.json and ignored)
+    (["portfolio", "--model", "lightgbm", "--set", "foo=bar"],
+     "--set 'foo=bar': this run trains no neural model"),
+    (["trading", "--models", "buy-and-hold", "--set", "hidden=8"],
+     "--set 'hidden=8': this run trains no neural model"),
 ])
 def test_bad_flags_fail_before_any_data_is_read(tmp_path, monkeypatch, capsys, argv, needle):
     """Each of these used to fail only after training (or, for --model, ran every model)."""
