@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -51,6 +51,12 @@ def _finite(value: float, flag: str, low: float | None = None, strict: bool = Fa
     if not ok:
         bound = "" if low is None else (f" > {low:g}" if strict else f" >= {low:g}")
         raise StormBtError(f"{flag} {value}: use a finite number{bound}")
+
+
+#: settings only the mean-variance optimiser reads, and only the top-k one
+MEAN_VARIANCE_ONLY = ("risk_aversion", "turnover_penalty", "long_short", "gross_limit",
+                      "max_weight", "horizon", "risk_factors", "solver")
+TOPK_ONLY = ("topk", "n_drop")
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class PortfolioConfig:
                                f"seeds (for one fit use --seed)")
         if self.optimizer not in OPTIMIZERS:
             raise StormBtError(f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+        self._check_optimizer_reads_its_settings()
         if self.rebalance < 1:
             raise StormBtError(f"--rebalance {self.rebalance}: must be at least 1 day")
         bps_to_fraction(self.cost_bps)
@@ -151,6 +158,23 @@ class PortfolioConfig:
             if not Path(path).is_file():
                 raise StormBtError(f"--benchmark {self.benchmark}: no such file {path}; give "
                                    f"'{EQUAL_WEIGHT}' or PATH:TICKER")
+
+    def _check_optimizer_reads_its_settings(self) -> None:
+        """Refuse a setting, changed from its default, that the chosen optimiser never
+        reads: it would be recorded in config.json and ignored."""
+        defaults = {f.name: f.default for f in fields(self)}
+        changed = [name for name in (TOPK_ONLY if self.optimizer == "mean-variance"
+                                     else MEAN_VARIANCE_ONLY)
+                   if getattr(self, name) != defaults[name]]
+        if changed:
+            flag = "--" + changed[0].replace("_", "-")
+            other = "topk" if self.optimizer == "mean-variance" else "mean-variance"
+            raise StormBtError(f"{flag}: the {self.optimizer} optimizer does not use it; drop "
+                               f"it or pass --optimizer {other}")
+        if not self.long_short and self.gross_limit != defaults["gross_limit"]:
+            raise StormBtError(f"--gross-limit {self.gross_limit}: it limits a long-short "
+                               "book; add --long-short or drop it (a long-only book is fully "
+                               "invested)")
 
     @property
     def cost(self) -> float:

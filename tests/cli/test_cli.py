@@ -393,6 +393,14 @@ def test_set_changes_the_fit_is_recorded_and_reruns(tmp_path):
     (["factors", "--set", "stocks_per_step"], "write KEY=VALUE or MODEL:KEY=VALUE"),
     (["portfolio", "--model", "storm", "--set", "lstm:hidden=8"], "lstm is not among"),
     (["portfolio", "--set", "lightgbm:num_leaves=8"], "lightgbm has no preset settings"),
+    # an optimiser setting the chosen optimiser never reads (recorded and ignored before)
+    (["portfolio", "--optimizer", "topk", "--long-short"],
+     "--long-short: the topk optimizer does not use it; drop it or pass --optimizer "
+     "mean-variance"),
+    (["portfolio", "--optimizer", "topk", "--risk-aversion", "3"],
+     "--risk-aversion: the topk optimizer does not use it"),
+    (["portfolio", "--topk", "8"], "--topk: the mean-variance optimizer does not use it"),
+    (["portfolio", "--gross-limit", "3"], "--gross-limit 3.0: it limits a long-short book"),
     # a setting no model of the run reads (it was recorded in config.json and ignored)
     (["portfolio", "--model", "lightgbm", "--set", "foo=bar"],
      "--set 'foo=bar': this run trains no neural model"),
