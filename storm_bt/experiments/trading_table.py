@@ -52,6 +52,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from storm_bt.data.panel import Panel
@@ -240,13 +241,14 @@ def load_trading_data(config: TradingTableConfig) -> tuple[Panel, Split, tuple[s
 
 
 def check_tickers(panel: Panel, split: Split, tickers: tuple[str, ...]) -> None:
-    """Every traded ticker is in the panel, trades on the first test day, and has a year of
-    rows in the agents' training range."""
+    """Every traded ticker is in the panel, trades on the first and the last test day, and
+    has a year of rows in the agents' training range."""
     panel.select(list(tickers))  # unknown tickers: one StormBtError naming them
-    test_start = split.test[0]
+    test_start, test_end = split.test
     rl_start, rl_end = split.train_start, split.valid[1]
     dates = panel.dates
     first_test = int(dates.searchsorted(test_start))
+    last_test = int(dates.searchsorted(test_end, side="right")) - 1
     in_rl = (dates >= rl_start) & (dates <= rl_end)
     for ticker in tickers:
         s = panel.tickers.index(ticker)
@@ -254,6 +256,12 @@ def check_tickers(panel: Panel, split: Split, tickers: tuple[str, ...]) -> None:
             raise StormBtError(f"{panel.source}: {ticker} has no row on the first test day "
                                f"{test_start.date()}; pick a ticker that trades over the whole "
                                "test period or move --test-start")
+        last_row = dates[np.flatnonzero(panel.mask[:, s])[-1]]
+        if last_row < dates[last_test]:
+            raise StormBtError(f"{panel.source}: {ticker}'s rows end on {last_row.date()}, "
+                               f"inside the test period (to {dates[last_test].date()}); its "
+                               "value would be frozen after that; pick a ticker that trades "
+                               "over the whole test period or move --test-end")
         n = int(panel.mask[in_rl, s].sum())
         if n < MIN_AGENT_DAYS:
             raise StormBtError(f"{panel.source}: {ticker} has {n} days between --train-start "

@@ -202,6 +202,23 @@ def test_bad_input_is_one_line_exit_2(shared_data_dir, tmp_path, argv, needle):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_a_ticker_whose_rows_end_inside_the_test_period_is_refused(shared_data_dir, tmp_path):
+    """A stock that stops trading inside the test period was scored to the end with its
+    value frozen, while one that starts late was refused: both ends are checked now."""
+    raw = pd.read_csv(shared_data_dir / "dj30_daily.csv.gz")
+    raw = raw[raw.ticker.isin(["AAPL", "JPM", "KO"]) & (raw.date >= "2015-01-01")
+              & (raw.date <= SPLIT["test_end"])]
+    raw = raw[(raw.ticker != "KO") | (raw.date <= "2020-09-01")]
+    raw.to_csv(tmp_path / "ragged.csv", index=False)
+    out = tmp_path / "out"
+    result = _cli("--data", str(tmp_path / "ragged.csv"), "--tickers", "KO", "AAPL",
+                  *[f"--{k.replace('_', '-')}={v}" for k, v in SPLIT.items()],
+                  "--models", "buy-and-hold", "--out", str(out))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "KO's rows end on 2020-09-01, inside the test period (to 2020-12-31)" in result.stderr
+    assert result.stderr.count("\n") == 1 and not out.exists()
+
+
 def test_a_bad_flag_fails_before_the_data_is_read(tmp_path):
     result = _cli("--data", str(tmp_path / "missing.csv"), "--threshold", "-1",
                   "--out", str(tmp_path / "out"))
