@@ -21,12 +21,16 @@ backtrader's `PandasData` (no per-bar pandas indexing).
 """
 from __future__ import annotations
 
+import logging
+
 import backtrader as bt
 import numpy as np
 import pandas as pd
 
 from storm_bt.data.panel import Panel
 from storm_bt.errors import StormBtError
+
+log = logging.getLogger(__name__)
 
 #: The columns an `ArrayFeed` reads, in this order.
 FEED_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "tradable")
@@ -80,6 +84,8 @@ def total_return_prices(panel: Panel) -> dict[str, np.ndarray]:
         factor = adj / panel.array("close")
         prices = {f: panel.array(f) * factor for f in ("open", "high", "low")}
     else:
+        log.info("%s has no open, high, low: every fill at an open is at the adjusted "
+                 "close (close-only data)", panel.source)
         prices = {f: adj.copy() for f in ("open", "high", "low")}
     prices["close"] = adj.copy()
     volume = panel.array("volume").copy() if "volume" in panel.fields else np.zeros_like(adj)
