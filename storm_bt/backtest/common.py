@@ -61,7 +61,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, single_model: bool = Tr
                    help=f"size preset of the neural models (default {DEFAULT_PRESET})")
     g.add_argument("--epochs", type=int, metavar="N", help="override the preset's training epochs")
     g.add_argument("--device", default="auto", choices=DEVICES,
-                   help="torch device: auto uses CUDA when present (default auto)")
+                   help="torch device of the neural models: auto uses CUDA when present "
+                        "(default auto; trading's RL agents always run on the CPU, where "
+                        "their small networks are fastest)")
     g.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads per model fit, LightGBM included (default 2, or fewer so "
                         "that --jobs x threads stays within the cores)")
@@ -146,6 +148,10 @@ def model_settings(args: argparse.Namespace) -> ModelSettings:
         threads = max(1, min(2, available_cores() // max(1, jobs)))
     if args.threads is not None or jobs > 1:
         plan_threads(jobs, threads)
+    if args.device == "cuda" and getattr(args, "backend", "local") == "local":
+        from storm_bt.runtime import resolve_device
+
+        resolve_device("cuda")   # no GPU here: refused now, not after the data is read
     return ModelSettings(preset=args.preset, epochs=args.epochs, device=args.device,
                          threads=threads, cache_dir=args.cache_dir, retrain=args.retrain,
                          overrides=tuple(args.overrides))

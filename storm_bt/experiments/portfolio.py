@@ -263,6 +263,8 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
         raise StormBtError(f"--benchmark {config.benchmark} has no price on {gap.date()} inside "
                            "the test period; choose another benchmark or test period")
 
+    member = membership_frame(config.data, panel)
+
     # cvxpy and backtrader (about 1.5 s of imports) only once the input has passed its checks
     from optimizers import make_optimizer, rebalance_weights
     from optimizers.book import book_change_summary
@@ -271,7 +273,6 @@ def run_portfolio(config: PortfolioConfig) -> PortfolioResult:
     timings = {}
     clock = time.perf_counter()
     log.info("features for %d tickers x %d days", n_assets, len(panel.dates))
-    member = membership_frame(config.data, panel)
     data = restrict_to_members(build_feature_set(panel), member)
     timings["features"] = time.perf_counter() - clock
     clock = time.perf_counter()

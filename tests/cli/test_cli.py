@@ -24,6 +24,12 @@ SLICE = ["--tickers", *TICKERS, "--train-start", "2013-01-01", "--valid-start", 
          "--test-start", "2018-01-01"]
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run `python -m storm_bt.backtest` in a subprocess (real stderr and exit status)."""
     argv = (*argv, "--log-level", "WARNING")  # progress logs also go to stderr
@@ -402,6 +408,9 @@ def test_set_changes_the_fit_is_recorded_and_reruns(tmp_path):
     (["portfolio", "--topk", "8"], "--topk: the mean-variance optimizer does not use it"),
     (["portfolio", "--gross-limit", "3"], "--gross-limit 3.0: it limits a long-short book"),
     # a setting no model of the run reads (it was recorded in config.json and ignored)
+    pytest.param(["portfolio", "--model", "storm", "--device", "cuda"],
+                 "--device cuda: no CUDA device is available",
+                 marks=pytest.mark.skipif(_has_cuda(), reason="this machine has a GPU")),
     (["portfolio", "--model", "lightgbm", "--set", "foo=bar"],
      "--set 'foo=bar': this run trains no neural model"),
     (["trading", "--models", "buy-and-hold", "--set", "hidden=8"],
@@ -480,7 +489,12 @@ def test_bad_input_is_refused_before_any_heavy_package_loads(tmp_path):
     path should not cost); each refusal is still one line with exit status 2."""
     bad = tmp_path / "bad.csv"
     bad.write_text("date,ticker,price\n2020-01-02,AAA,1.0\n")
+    overlapping = tmp_path / "members.csv"   # AAPL's two intervals overlap
+    overlapping.write_text("ticker,start_date,end_date\nAAPL,2000-01-03,2010-01-04\n"
+                           "AAPL,2005-01-03,\n")
     cases = [["portfolio", "--data", str(tmp_path / "absent.csv")],
+             ["portfolio", "--membership", str(overlapping)],
+             ["factors", "--membership", str(overlapping)],
              ["portfolio", "--data", str(bad)],
              ["portfolio", "--tickers", "AAPL", "NOPE"],
              ["portfolio", "--max-weight", "0.01", "--model", "lightgbm"],
