@@ -132,13 +132,26 @@ def make_split(dates: pd.DatetimeIndex, train_start=None, valid_start=None, test
         origin = "the data's last date" if key == "test_end" else f"default from {source}"
         return f"{shown} ({origin}; set {_flag(key)})"
 
+    def outside(key: str) -> None:
+        if not first <= stamps[key] <= last:
+            raise StormBtError(f"{label(key)} is outside the data ({first.date()} .. "
+                               f"{last.date()}); choose a date inside it")
+
+    for key in given:   # a date given outside the data is named first, whatever its order
+        outside(key)
     for a, b in zip(SPLIT_KEYS, SPLIT_KEYS[1:]):
         if not stamps[a] < stamps[b]:
             raise StormBtError(f"{label(a)} must be before {label(b)}")
     for key in SPLIT_KEYS:
-        if not first <= stamps[key] <= last:
-            raise StormBtError(f"{label(key)} is outside the data ({first.date()} .. "
-                               f"{last.date()}); choose a date inside it")
+        outside(key)
+    for start, stop, what in (("valid_start", "test_start", "validation"),
+                              ("test_start", "test_end", "test")):
+        n_days = int(((dates >= stamps[start]) & (dates <= stamps[stop])).sum()) \
+            - (stop == "test_start")   # the validation period ends the day before the test's
+        if n_days < MIN_PERIOD_DAYS:
+            raise StormBtError(
+                f"the {what} period from {label(start)} to {label(stop)} has {n_days} trading "
+                f"days; give it at least {MIN_PERIOD_DAYS}, so that its scores mean something")
     n_before = int(dates.searchsorted(stamps["train_start"]))
     if n_before < min_history:
         raise StormBtError(
@@ -191,10 +204,19 @@ def _split_from_data(dates: pd.DatetimeIndex, given: dict, end: pd.Timestamp,
 
     lo = index(given["train_start"]) if "train_start" in given else min(min_history, len(dates) - 1)
     hi = int(dates.searchsorted(end, side="right")) - 1
-    n = hi - lo + 1
+    n = max(hi - lo + 1, 0)
+    longer = "give a longer history" + (" or a later --test-end" if "test_end" in given else "")
+    before = f" after {min_history} days of history" if min_history and "train_start" not in given \
+        else ""
     parts = []
     if "test_start" in given:
         t = index(given["test_start"])
+        if "valid_start" not in given and t - lo < min_train_days + MIN_PERIOD_DAYS:
+            raise StormBtError(
+                f"--test-start {given['test_start'].date()} leaves {max(t - lo, 0)} trading "
+                f"days before it, from {dates[lo].date()}{before}; training and validation "
+                f"need at least {min_train_days} + {MIN_PERIOD_DAYS}: give a later "
+                "--test-start")
     else:
         by_years = int(dates.searchsorted(end - pd.DateOffset(years=TEST_YEARS), side="right"))
         by_share = hi + 1 - round(TEST_FRACTION * n)
@@ -216,12 +238,11 @@ def _split_from_data(dates: pd.DatetimeIndex, given: dict, end: pd.Timestamp,
         rest = hi + 1 - (lo + min_train_days)
         n_valid = round(rest * VALID_FRACTION / (VALID_FRACTION + TEST_FRACTION))
         if min(n_valid, rest - n_valid) < MIN_PERIOD_DAYS:
-            before = f" after {min_history} days of history" if min_history else ""
             raise StormBtError(
                 f"too little data to choose a split: {n} trading days from "
                 f"{dates[lo].date()} to {end.date()}{before}; the models need {min_train_days} "
                 f"days of training and at least {MIN_PERIOD_DAYS} each of validation and test: "
-                "give a longer history")
+                f"{longer}")
         v = lo + min_train_days
         t = v + n_valid
         parts = [f"training the models' minimum of {min_train_days} days, then validation "
