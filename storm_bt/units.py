@@ -13,8 +13,14 @@ BPS = 1e4
 
 
 def bps_to_fraction(bps: float, name: str = "--cost-bps") -> float:
-    """A cost in basis points as a fraction of traded value; negative or non-finite is an error."""
+    """A cost in basis points as a fraction of traded value; negative, non-finite or at
+    least the whole traded value (10000 bps, where a sale would cost more than it brings)
+    is an error."""
     value = float(bps)
     if not math.isfinite(value) or value < 0:
         raise StormBtError(f"{name} {bps}: use a cost of 0 basis points or more")
+    if value >= BPS:
+        raise StormBtError(f"{name} {bps}: a cost of {value / BPS:.0%} or more of the traded "
+                           "value leaves nothing of a sale; use fewer than 10000 basis points "
+                           "(10 bps is 0.1%)")
     return value / BPS

@@ -237,7 +237,21 @@ def load_trading_data(config: TradingTableConfig) -> tuple[Panel, Split, tuple[s
         raise StormBtError(f"{panel.source}: the models need at least 2 tickers in the "
                            f"universe, got {len(panel.tickers)}")
     check_tickers(panel, split, traded)
+    check_cash(panel, split, traded, config.cash)
     return panel, split, traded
+
+
+def check_cash(panel: Panel, split: Split, tickers: tuple[str, ...], cash: float) -> None:
+    """Refuse a starting cash that buys no whole share of a traded ticker on the first test
+    day (orders are in whole shares, so every row of its table would hold cash alone)."""
+    first_test = int(panel.dates.searchsorted(split.test[0]))
+    prices = panel.array("adj_close")[first_test]
+    for ticker in tickers:
+        price = float(prices[panel.tickers.index(ticker)])
+        if cash < price:
+            raise StormBtError(f"--cash {cash:g} buys no share of {ticker} (adjusted close "
+                               f"{price:.2f} on the first test day {split.test[0].date()}); "
+                               "give more cash")
 
 
 def check_tickers(panel: Panel, split: Split, tickers: tuple[str, ...]) -> None:

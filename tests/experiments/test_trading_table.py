@@ -188,6 +188,8 @@ def test_cli_files_tearsheets_and_a_rerun_from_config_json(shared_data_dir, tmp_
     (["--tickers", "AAPL", "NOPE"], "NOPE"),
     (["--models", "storm", "alphago"], "--models: unknown model 'alphago'"),
     (["--cost-bps", "-1"], "--cost-bps -1"),
+    (["--tickers", "AAPL", "JPM", "--cash", "1", "--test-start", "2020-01-02"],
+     "--cash 1 buys no share of AAPL"),
     (["--seeds", "-3"], "--seeds -3"),
     (["--tickers", "DOW", "--valid-start", "2018-01-02", "--test-start", "2019-01-02"],
      "DOW has no row on the first test day 2019-01-02"),  # listed 2019-03-20
