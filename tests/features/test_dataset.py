@@ -233,3 +233,26 @@ def test_split_identity_is_its_dates(embedded_panel):
 def test_bad_split_dates(embedded_panel, kwargs, pattern):
     with pytest.raises(StormBtError, match=pattern):
         make_split(embedded_panel.dates, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    # an explicit 2-day test period used to be scored (a 127% annual return)
+    (dict(test_start="2024-03-07", test_end="2024-03-08"),
+     r"the test period from --test-start 2024-03-07 to --test-end 2024-03-08 has 2 trading "
+     r"days; give it at least 20"),
+    (dict(valid_start="2023-12-20", test_start="2024-01-05"),
+     r"the validation period from --valid-start 2023-12-20 to --test-start 2024-01-05 has 12"),
+    # it blamed two defaults for an order the given --test-start forced
+    (dict(test_start="2016-06-01"),
+     r"--test-start 2016-06-01 leaves 43 trading days before it, from 2016-04-01 after 64 "
+     r"days of history; training and validation need at least 252 \+ 20: give a later"),
+    # it counted -22 days and did not name --test-end
+    (dict(test_end="2016-03-01"), r"0 trading days from 2016-04-01 to 2016-03-01 .* give a "
+                                  r"longer history or a later --test-end"),
+    # it suggested setting --test-end, which the data cannot hold either
+    (dict(test_start="2030-01-01"), r"--test-start 2030-01-01 is outside the data"),
+])
+def test_a_split_that_leaves_too_little_room_names_the_flag_at_fault(kwargs, pattern):
+    dates = pd.bdate_range("2016-01-04", "2024-03-08")   # too short for a default split
+    with pytest.raises(StormBtError, match=pattern):
+        make_split(dates, min_history=64, **kwargs)
