@@ -20,7 +20,7 @@ def bps_to_fraction(bps: float, name: str = "--cost-bps") -> float:
     if not math.isfinite(value) or value < 0:
         raise StormBtError(f"{name} {bps}: use a cost of 0 basis points or more")
     if value >= BPS:
-        raise StormBtError(f"{name} {bps}: a cost of {value / BPS:.0%} or more of the traded "
-                           "value leaves nothing of a sale; use fewer than 10000 basis points "
+        raise StormBtError(f"{name} {bps}: a cost of {value / BPS:.0%} of the traded value "
+                           "would leave nothing of a sale; use fewer than 10000 basis points "
                            "(10 bps is 0.1%)")
     return value / BPS

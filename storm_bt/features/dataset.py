@@ -146,8 +146,9 @@ def make_split(dates: pd.DatetimeIndex, train_start=None, valid_start=None, test
         outside(key)
     for start, stop, what in (("valid_start", "test_start", "validation"),
                               ("test_start", "test_end", "test")):
-        n_days = int(((dates >= stamps[start]) & (dates <= stamps[stop])).sum()) \
-            - (stop == "test_start")   # the validation period ends the day before the test's
+        # validation ends the day before the test period starts; the test period on its end
+        ends = dates < stamps[stop] if stop == "test_start" else dates <= stamps[stop]
+        n_days = int(((dates >= stamps[start]) & ends).sum())
         if n_days < MIN_PERIOD_DAYS:
             raise StormBtError(
                 f"the {what} period from {label(start)} to {label(stop)} has {n_days} trading "

@@ -407,7 +407,7 @@ def test_set_changes_the_fit_is_recorded_and_reruns(tmp_path):
      "--risk-aversion: the topk optimizer does not use it"),
     (["portfolio", "--topk", "8"], "--topk: the mean-variance optimizer does not use it"),
     (["portfolio", "--gross-limit", "3"], "--gross-limit 3.0: it limits a long-short book"),
-    (["portfolio", "--cost-bps", "20000"], "--cost-bps 20000.0: a cost of 200% or more"),
+    (["portfolio", "--cost-bps", "20000"], "--cost-bps 20000.0: a cost of 200% of the traded value would leave nothing"),
     # a setting no model of the run reads (it was recorded in config.json and ignored)
     pytest.param(["portfolio", "--model", "storm", "--device", "cuda"],
                  "--device cuda: no CUDA device is available",
