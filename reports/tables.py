@@ -63,15 +63,24 @@ def markdown(frame: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------------- factors
+#: The factor summary shows Q5_Q1 (a daily return spread, often a few 1e-4) in basis points
+#: a day, under this header; factors.csv keeps the fraction.
+Q5_Q1_SHOWN = "Q5_Q1 (bp/day)"
+
+
 def factor_summary(table: pd.DataFrame, spread: str = "std") -> pd.DataFrame:
     """Per model (in the table's order): 'mean ± spread' of each score over seeds, and the
-    number of seeds."""
+    number of seeds; Q5_Q1 in basis points a day (`Q5_Q1_SHOWN`), so that its spread is not
+    rounded to 0.0000."""
     scores = [col for col in FACTOR_SCORES
               if col in table and np.isfinite(table[col].astype(float)).any()]
     rows = {}
     for model, group in table.groupby("model", sort=False):
-        row = {col: mean_cell(group[col], 4, spread=spread)
-               if np.isfinite(group[col].astype(float)).any() else "—" for col in scores}
+        row = {}
+        for col in scores:
+            shown, decimals, scale = (Q5_Q1_SHOWN, 2, 1e4) if col == "Q5_Q1" else (col, 4, 1.0)
+            row[shown] = (mean_cell(group[col], decimals, scale=scale, spread=spread)
+                          if np.isfinite(group[col].astype(float)).any() else "—")
         row["seeds"] = len(group)
         rows[model] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")

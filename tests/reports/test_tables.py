@@ -28,6 +28,9 @@ def test_the_factor_summary_keeps_the_model_order_and_counts_seeds():
     assert list(summary.index) == ["lstm", "storm"]
     assert summary.loc["lstm", "seeds"] == 2 and summary.loc["storm", "RankIC"] == "0.0100"
     assert summary.loc["lstm", "RankIC"] == f"0.0300 ± {np.std([0.02, 0.04], ddof=1) / np.sqrt(2):.4f}"
+    # Q5_Q1 in basis points a day: a spread of a few 1e-4 used to show as "± 0.0000"
+    assert summary.loc["lstm", "Q5_Q1 (bp/day)"] == "5.00 ± 5.00"
+    assert summary.loc["storm", "Q5_Q1 (bp/day)"] == "20.00"
 
 
 def test_improvement_is_relative_to_the_best_baseline_in_the_right_direction():
