@@ -178,14 +178,14 @@ def _covers(dates: pd.DatetimeIndex, defaults: dict, missing: list[str], end: pd
             end_given: bool, min_history: int) -> bool:
     """Whether the data holds the default dates of `missing`, with room before and after."""
     d = {k: pd.Timestamp(v) for k, v in defaults.items()}
-    first, last = dates[0], dates[-1]
+    first = dates[0]
     ok = True
     if "train_start" in missing:
         ok &= first <= d["train_start"] and int(dates.searchsorted(d["train_start"])) >= min_history
     if "valid_start" in missing:
         ok &= first <= d["valid_start"] < end
-    if "test_start" in missing:
-        ok &= d["test_start"] + pd.DateOffset(years=DEFAULT_MIN_TEST_YEARS) <= last
+    if "test_start" in missing:   # data past a given test end is never read, nor counted
+        ok &= d["test_start"] + pd.DateOffset(years=DEFAULT_MIN_TEST_YEARS) <= end
         ok &= d["test_start"] < end if end_given else True
     return bool(ok)
 
@@ -298,24 +298,47 @@ class FeatureSet:
         return self.features.shape[2]
 
     @cached_property
+    def first_rows(self) -> np.ndarray:
+        """(S,) the date index of each stock's first row (D for a stock with none)."""
+        has = self.valid.any(axis=0)
+        return np.where(has, self.valid.argmax(axis=0), len(self.dates))
+
+    def listed(self, end: int) -> np.ndarray:
+        """(S,) whether each stock has a row on or before date index ``end``: the stocks a
+        window ending at ``end`` may hold. A stock that lists later is not yet in the
+        universe (its features are zeros there), and whether the data holds it is known
+        only after t, so it must not enter anything computed for t."""
+        return self.first_rows <= end
+
+    @cached_property
     def cross_section(self) -> tuple[np.ndarray, np.ndarray]:
         """Per date t, the mean m_t (D, F) and population covariance C_t (D, F, F) of the
-        features over every stock of the universe,
+        features over the stocks of the universe listed by t (`listed`),
 
             m_t = mean_s x_{t,s},   C_t = mean_s (x_{t,s} - m_t)(x_{t,s} - m_t)',
 
         float32, computed once (in float64, a block of dates at a time). Date t reads row t
-        only, so it is as causal as the features. With a linear stem u = x W' + b the
-        universe's moments of u follow exactly: mean_s u = m W' + b, var_s u_j = w_j' C w_j."""
+        and the listings up to t only, so it is as causal as the features. With a linear
+        stem u = x W' + b the universe's moments of u follow exactly: mean_s u = m W' + b,
+        var_s u_j = w_j' C w_j."""
         n_days, _, n_feat = self.features.shape
-        mean = np.empty((n_days, n_feat), dtype=np.float32)
-        cov = np.empty((n_days, n_feat, n_feat), dtype=np.float32)
+        mean = np.zeros((n_days, n_feat), dtype=np.float32)
+        cov = np.zeros((n_days, n_feat, n_feat), dtype=np.float32)
         for lo in range(0, n_days, 128):
             x = self.features[lo: lo + 128].astype(np.float64)
-            m = x.mean(axis=1)
-            xc = x - m[:, None, :]
+            days = np.arange(lo, lo + len(x))
+            w = (self.first_rows[None, :] <= days[:, None]).astype(np.float64)   # (b, S)
+            if w.all():
+                m = x.mean(axis=1)
+                xc = x - m[:, None, :]
+                mean[lo: lo + 128] = m
+                cov[lo: lo + 128] = xc.transpose(0, 2, 1) @ xc / x.shape[1]
+                continue
+            n = np.maximum(w.sum(axis=1), 1.0)[:, None]
+            m = (x * w[:, :, None]).sum(axis=1) / n
+            xc = (x - m[:, None, :]) * w[:, :, None]
             mean[lo: lo + 128] = m
-            cov[lo: lo + 128] = xc.transpose(0, 2, 1) @ xc / x.shape[1]
+            cov[lo: lo + 128] = xc.transpose(0, 2, 1) @ xc / n[:, :, None]
         return mean, cov
 
     def date_index(self, start, end) -> np.ndarray:

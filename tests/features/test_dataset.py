@@ -256,3 +256,14 @@ def test_a_split_that_leaves_too_little_room_names_the_flag_at_fault(kwargs, pat
     dates = pd.bdate_range("2016-01-04", "2024-03-08")   # too short for a default split
     with pytest.raises(StormBtError, match=pattern):
         make_split(dates, min_history=64, **kwargs)
+
+
+@pytest.mark.parametrize("test_end", ["2022-06-30", "2023-03-31", "2024-03-08"])
+def test_the_default_split_for_a_test_end_ignores_the_data_after_it(dj30_panel, test_end):
+    """With --test-end, the default split chosen on the whole file used to differ from the
+    one chosen on the file cut there (the paper's split against the embedded sample's):
+    data after the test end is never read, so it must not choose the split either."""
+    dates = dj30_panel.dates
+    cut = dates[dates <= pd.Timestamp(test_end)]
+    whole = make_split(dates, test_end=test_end, min_history=64)
+    assert whole.as_dict() == make_split(cut, test_end=test_end, min_history=64).as_dict()

@@ -60,6 +60,11 @@ def data_identity(data: FeatureSet, split: Split) -> dict:
     }
     if data.hidden_labels is not None:
         identity["hidden_labels"] = data.hidden_labels
+    # A stock listed after the training start is left out of the windows before its first
+    # row (`storm_bt.models.neural.training.listed_columns`); fits of such data trained on
+    # zero rows in its place before that rule, so their keys change (only theirs).
+    if (data.first_rows > int(data.dates.searchsorted(split.train_start))).any():
+        identity["windows_hold"] = "listed stocks"
     return identity
 
 

@@ -223,6 +223,32 @@ def reads_universe(model: nn.Module) -> bool:
     return bool(getattr(model, "reads_universe", False))
 
 
+def listed_columns(data: FeatureSet, ends: np.ndarray,
+                   stocks: np.ndarray | None = None) -> np.ndarray | None:
+    """The columns of ``stocks`` (every stock when None) listed by the earliest of ``ends``
+    (`FeatureSet.listed`): the stocks a batch of those windows may hold. None when all of
+    them are, so that such a batch is exactly what it was before listings were checked."""
+    cols = np.arange(len(data.tickers)) if stocks is None else np.asarray(stocks)
+    listed = data.listed(int(np.min(ends)))[cols]
+    return None if listed.all() else cols[listed]
+
+
+def listed_runs(data: FeatureSet, ends: np.ndarray, stocks: np.ndarray | None = None):
+    """Split the sorted ``ends`` into runs over which the listed columns of ``stocks`` do
+    not change: yields (lo, hi, positions), ``positions`` the listed columns' places among
+    ``stocks`` (None: all of them). A stock is listed from its first row on, so the set only
+    grows, and each run's windows can be one batch of the same stocks."""
+    cols = np.arange(len(data.tickers)) if stocks is None else np.asarray(stocks)
+    first = data.first_rows[cols]
+    counts = (first[None, :] <= np.asarray(ends)[:, None]).sum(axis=1)
+    cuts = np.flatnonzero(np.diff(counts)) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(ends)]):
+        if lo == hi:
+            continue
+        listed = first <= ends[lo]
+        yield int(lo), int(hi), (None if listed.all() else np.flatnonzero(listed))
+
+
 def predict_unlabelled_batch(data: FeatureSet, ends: np.ndarray, history: int,
                              stocks: np.ndarray | None = None, universe: bool = False) -> Batch:
     """A batch for prediction that carries no label information.
@@ -240,11 +266,20 @@ def predict_unlabelled_batch(data: FeatureSet, ends: np.ndarray, history: int,
 def unlabelled_batches(data: FeatureSet, ends: np.ndarray, history: int, batch_size: int,
                        device: torch.device, stocks: np.ndarray | None = None,
                        universe: bool = False):
-    """`predict_unlabelled_batch` over ``ends`` in chunks of ``batch_size`` windows, each
-    moved to ``device``: the one inference loop of predict, factors and the stacked read."""
-    for lo in range(0, len(ends), batch_size):
-        yield predict_unlabelled_batch(data, ends[lo: lo + batch_size], history, stocks,
-                                       universe).to(device)
+    """`predict_unlabelled_batch` over the sorted ``ends`` in chunks of at most
+    ``batch_size`` windows, each moved to ``device``: the one inference loop of predict,
+    factors and the stacked read. Yields (lo, batch, positions): the chunk's first window
+    in ``ends``, and the places among ``stocks`` (every stock when None) of the stocks the
+    batch holds, those listed by the chunk's windows (`listed_runs`; None: all of them).
+    A stock that is not listed yet gets no score: it is not in the batch."""
+    cols = None if stocks is None else np.asarray(stocks)
+    for run_lo, run_hi, positions in listed_runs(data, ends, cols):
+        held = cols if positions is None else (
+            positions if cols is None else cols[positions])
+        for lo in range(run_lo, run_hi, batch_size):
+            hi = min(lo + batch_size, run_hi)
+            yield lo, predict_unlabelled_batch(data, ends[lo: hi], history, held,
+                                               universe).to(device), positions
 
 
 @torch.no_grad()
@@ -257,17 +292,20 @@ def predict_windows(model: nn.Module, data: FeatureSet, ends: np.ndarray, histor
     universe = reads_universe(model)
     was_training = model.training
     model.eval()
-    out = []
+    width = len(data.tickers) if stocks is None else len(stocks)
+    out = np.full((len(ends), width), np.nan, dtype=np.float32)   # NaN: not listed yet
     try:
-        for batch in unlabelled_batches(data, ends, history, batch_size, device, stocks,
-                                        universe):
-            out.append(model.predict(batch).float().cpu().numpy())
+        for lo, batch, positions in unlabelled_batches(data, ends, history, batch_size,
+                                                       device, stocks, universe):
+            scores = model.predict(batch).float().cpu().numpy()
+            rows = slice(lo, lo + len(scores))
+            if positions is None:
+                out[rows] = scores
+            else:
+                out[rows, positions] = scores
     finally:
         model.train(was_training)
-    if not out:
-        width = len(data.tickers) if stocks is None else len(stocks)
-        return np.zeros((0, width), dtype=np.float32)
-    return np.concatenate(out)
+    return out
 
 
 # ----------------------------------------------------------------- schedule
@@ -394,9 +432,17 @@ def _train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
     subset = cfg.stocks_per_step if cfg.stocks_per_step and cfg.stocks_per_step < n_stocks \
         else None
 
-    def draw_stocks(generator: np.random.Generator) -> np.ndarray | None:
-        return None if subset is None else np.sort(generator.choice(n_stocks, subset,
-                                                                    replace=False))
+    def draw_stocks(generator: np.random.Generator, ends: np.ndarray) -> np.ndarray | None:
+        """The batch's stocks: ``subset`` of those listed by its earliest window (all of
+        them without a subset); None for every stock. Where every stock is listed the draw
+        is the one made before listings were checked."""
+        listed = listed_columns(train_data, ends)
+        if listed is None:
+            return None if subset is None else np.sort(generator.choice(n_stocks, subset,
+                                                                        replace=False))
+        if subset is None or subset >= len(listed):
+            return listed
+        return np.sort(generator.choice(listed, subset, replace=False))
 
     valid_subset = np.sort(np.random.default_rng([cfg.seed, 3]).choice(
         n_stocks, cfg.valid_stocks, replace=False)) \
@@ -407,7 +453,8 @@ def _train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
     diag_ends = np.sort(diag_rng.choice(train_ends, min(batch_size, DIAGNOSTIC_WINDOWS),
                                         replace=False))
     universe = reads_universe(model)
-    diag_batch = make_batch(train_data, diag_ends, history, draw_stocks(diag_rng), universe) \
+    diag_batch = make_batch(train_data, diag_ends, history, draw_stocks(diag_rng, diag_ends),
+                            universe) \
         if cfg.diagnostics and hasattr(model, "diagnostics") else None
     model.to(device)
     # Under torchrun each rank computes the losses of its shard of every global batch and
@@ -441,8 +488,8 @@ def _train_model(model: nn.Module, data: FeatureSet, split: Split, history: int,
                    dynamic_ncols=True)
         for step in bar:
             ends = np.sort(order[step * batch_size: (step + 1) * batch_size])
-            batch = make_batch(train_data, shard(ends), history, draw_stocks(stock_rng),
-                               universe)
+            batch = make_batch(train_data, shard(ends), history,
+                               draw_stocks(stock_rng, ends), universe)
             terms = train_step(trainer, batch.to(device), optimizer, scheduler, cfg.grad_clip)
             if average is not None:
                 average.update()

@@ -186,20 +186,22 @@ class StormPredictor(PresetTorchPredictor):
         device = next(iter(model.parameters())).device
         universe = reads_universe(model)
         batch_size = self.windows_per_forward(len(data.tickers))
-        mu, tokens = [], []
+        width = len(data.tickers)
+        mu = np.full((len(ends), width), np.nan)     # NaN where a stock is not listed yet
+        token = np.zeros((len(ends), model.config.d_model)) if "cs" in model.branches \
+            else None
         model.eval()
         with torch_threads(self.train_config.num_threads), torch.no_grad():
-            for batch in unlabelled_batches(data, ends, self.history, batch_size, device,
-                                            universe=universe):
-                m, token = model.predict_with_day_token(batch)
-                mu.append(m.double().cpu().numpy())
-                tokens.append(None if token is None else token.double().cpu().numpy())
-        width = len(data.tickers)
-        mu = np.where(data.valid[ends], np.concatenate(mu) if mu else np.zeros((0, width)),
-                      np.nan)
-        token = None
-        if "cs" in model.branches:
-            token = np.concatenate(tokens) if tokens else np.zeros((0, model.config.d_model))
+            for lo, batch, positions in unlabelled_batches(data, ends, self.history,
+                                                           batch_size, device,
+                                                           universe=universe):
+                m, day_token = model.predict_with_day_token(batch)
+                rows = slice(lo, lo + len(m))
+                mu[rows, slice(None) if positions is None else positions] = \
+                    m.double().cpu().numpy()
+                if token is not None:
+                    token[rows] = day_token.double().cpu().numpy()
+        mu = np.where(data.valid[ends], mu, np.nan)
         h = data.label_horizon
         before = np.where(ends - h >= 0, ends - h, 0)
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -230,14 +232,31 @@ class StormPredictor(PresetTorchPredictor):
         device = next(iter(model.parameters())).device
         batch_size = batch_size or self.windows_per_forward(len(data.tickers))
         parts: dict[str, list[np.ndarray]] = {}
+        n_stocks = len(data.tickers)
         model.eval()
         with torch_threads(self.train_config.num_threads), torch.no_grad():
-            for batch in unlabelled_batches(data, ends, self.history, batch_size, device):
+            for _, batch, positions in unlabelled_batches(data, ends, self.history,
+                                                          batch_size, device):
                 for key, value in model.factors(batch).items():
-                    parts.setdefault(key, []).append(value.detach().cpu().numpy())
+                    value = value.detach().cpu().numpy()
+                    if positions is not None and key.endswith("_ts"):
+                        value = _every_stock(value, positions, n_stocks)
+                    parts.setdefault(key, []).append(value)
         out: dict = {"dates": pd.DatetimeIndex(data.dates[ends])}
         out.update({k: np.concatenate(v) for k, v in parts.items()})
         return out
+
+
+def _every_stock(value: np.ndarray, positions: np.ndarray, n_stocks: int) -> np.ndarray:
+    """A TS output of a batch of the stocks at ``positions`` ((B, J k, ...), time-major
+    index j k + s) on every stock ((B, J S, ...)): NaN, or code -1, for the stocks not
+    listed yet."""
+    b, k = value.shape[0], len(positions)
+    per_day = value.reshape(b, -1, k, *value.shape[2:])                  # (B, J, k, ...)
+    fill = -1 if np.issubdtype(value.dtype, np.integer) else np.nan
+    full = np.full((b, per_day.shape[1], n_stocks, *value.shape[2:]), fill, dtype=value.dtype)
+    full[:, :, positions] = per_day
+    return full.reshape(b, -1, *value.shape[2:])
 
 
 class StormTSPredictor(StormPredictor):
