@@ -298,10 +298,15 @@ def run_factor_task(task: FactorTask) -> FactorTaskResult:
 
 
 def code_usage(factors: dict) -> dict:
-    """branch -> how often each code was chosen, from `StormPredictor.factors` output."""
+    """branch -> how often each code was chosen, from `StormPredictor.factors` output (code
+    -1, a stock not listed yet, is no choice)."""
     import numpy as np
 
-    return {key.replace("codes_", "").upper(): np.bincount(np.asarray(value).ravel().astype(int))
+    def counts(codes) -> np.ndarray:
+        codes = np.asarray(codes).ravel().astype(int)
+        return np.bincount(codes[codes >= 0])
+
+    return {key.replace("codes_", "").upper(): counts(value)
             for key, value in factors.items() if key.startswith("codes_") and value is not None}
 
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from storm_bt.data import load_panel
+from storm_bt.experiments.factors import code_usage
 from storm_bt.features.dataset import build_feature_set, make_split
 from storm_bt.models import model_spec
 from storm_bt.models.neural.checkpoint import data_identity
@@ -66,6 +67,8 @@ def test_factor_outputs_cover_every_stock_across_a_listing(panels):
     assert (codes[before][:, :, dow] == -1).all() and (codes[~before] >= 0).all()
     assert np.isnan(out["z_ts"].reshape(len(out["dates"]), -1, s, out["z_ts"].shape[-1])
                     [before][:, :, dow]).all()
+    # the factor sheet's code counts skip them (a -1 used to end the factors run)
+    assert code_usage(out)["TS"].sum() == (codes >= 0).sum()
 
 
 def test_only_fits_of_data_with_later_listings_change_their_checkpoint_keys(panels):
