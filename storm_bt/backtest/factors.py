@@ -80,8 +80,8 @@ def report(table: pd.DataFrame, comparison: pd.DataFrame, title: str,
     text = (f"{title} (mean ± standard error over seeds; ICIR and RankICIR: the daily mean "
             f"over the daily standard deviation, not annualised (× √252 annualises them); "
             f"Q5_Q1: the top score quantile's mean next-day return minus the bottom one's "
-            f"(--quantiles), basis points a day; valid_score: the validation RankIC each fit was selected on, the best "
-            f"of its epochs)\n\n"
+            f"(--quantiles), basis points a day; valid_score: the validation RankIC each fit "
+            f"was selected on, the best of its epochs)\n\n"
             f"{to_markdown(factor_summary(table, spread='se'))}\n")
     pairs = seed_pairs(table)
     if len(pairs):

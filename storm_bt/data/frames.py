@@ -48,6 +48,16 @@ def _field_name(label) -> str:
     return str(label).strip().lower().replace(" ", "_")
 
 
+def is_wide(frame: pd.DataFrame) -> bool:
+    """Whether a file's table is wide (a ``date`` column and one adjusted-close column per
+    ticker): no ``ticker`` column, and no other column named like a price field (a long
+    table that lacks its ticker column stays long, and its error says so)."""
+    names = [_field_name(c) for c in frame.columns]
+    others = [n for n in names if n != "date"]
+    return ("date" in names and "ticker" not in names and bool(others)
+            and not set(others) & (set(FIELDS) | {"ticker"}))
+
+
 def index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with its row-index levels named date or ticker (any case) moved into
     columns, where no column has that name: a long table as pandas keeps one, indexed by

@@ -7,7 +7,7 @@ Sources:
   ``date,ticker,open,high,low,close,adj_close,volume`` (the format of ``shared/data``); a
   Parquet file may keep date and ticker in its index, as pandas writes a frame indexed by
   them. A file with a ``date`` column and no ``ticker`` or price-field column is wide: one
-  column of adjusted close per ticker (`is_wide`);
+  column of adjusted close per ticker (`storm_bt.data.frames.is_wide`);
 - a folder of per-ticker CSVs as Yahoo Finance exports them
   (``Date,Open,High,Low,Close,Adj Close,Volume``; the file name is the ticker);
 - a pandas DataFrame: long (with a ``ticker`` column, or indexed by (date, ticker)),
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from storm_bt.data.frames import index_as_columns, long_from_frame
-from storm_bt.data.panel import FIELDS, Panel, panel_from_long
+from storm_bt.data.frames import index_as_columns, is_wide, long_from_frame
+from storm_bt.data.panel import Panel, panel_from_long
 from storm_bt.data.validate import validate_long
 from storm_bt.errors import StormBtError
 
@@ -119,16 +119,6 @@ def load_long_file(path: Path) -> Panel:
     if is_wide(frame):
         return panel_from_frame(frame, str(path))
     return panel_from_long(validate_long(frame, str(path), line_offset), str(path))
-
-
-def is_wide(frame: pd.DataFrame) -> bool:
-    """Whether a file's table is wide (a ``date`` column and one adjusted-close column per
-    ticker): no ``ticker`` column, and no other column named like a price field (a long
-    table that lacks its ticker column stays long, and its error says so)."""
-    names = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
-    others = [n for n in names if n != "date"]
-    return ("date" in names and "ticker" not in names and bool(others)
-            and not set(others) & (set(FIELDS) | {"ticker"}))
 
 
 YAHOO_COLUMNS = {"Date": "date", "Open": "open", "High": "high", "Low": "low",

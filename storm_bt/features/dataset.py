@@ -328,7 +328,7 @@ class FeatureSet:
             x = self.features[lo: lo + 128].astype(np.float64)
             days = np.arange(lo, lo + len(x))
             w = (self.first_rows[None, :] <= days[:, None]).astype(np.float64)   # (b, S)
-            if w.all():
+            if w.all():   # every stock listed: the plain means, rounded as before D47
                 m = x.mean(axis=1)
                 xc = x - m[:, None, :]
                 mean[lo: lo + 128] = m
